@@ -1,1 +1,424 @@
-//! placeholder
+//! Scaling a real-shaped NDJSON folder: `K` copies of every resource, each copy with new ids
+//! and every reference rewritten to match, so 100 Synthea patients become 100 × K patients
+//! whose references all still resolve.
+//!
+//! The id mapping is a pure function of `(copy, old id)`, so no table of ids is kept and any
+//! input size streams. Copy 0 is the input unchanged, byte for byte. A copy's new ids are
+//! UUIDs, like Synthea's; identifier values are rewritten too, so that an MRN search still
+//! finds exactly one patient per copy.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use rayon::prelude::*;
+use stratus_fhir::reference::{self, Reference};
+use stratus_fhir::scan::{self, NdjsonFile};
+use stratus_fhir::sonic_rs::{JsonValueMutTrait, JsonValueTrait, Value};
+use stratus_fhir::stats::BadLine;
+use stratus_fhir::{Compression, Line, LineProblem, NdjsonReader, NdjsonWriter, ReaderOptions};
+
+use crate::SynthError;
+use crate::ids::stable_uuid;
+
+/// How to multiply.
+#[derive(Debug, Clone, Copy)]
+pub struct MultiplyConfig {
+    /// Total copies, the original included (1 = a validated copy of the input).
+    pub copies: u32,
+    pub compression: Compression,
+    pub reader: ReaderOptions,
+}
+
+/// What was written.
+#[derive(Debug, Clone, Default)]
+pub struct MultiplySummary {
+    /// Resources written per type.
+    pub counts: BTreeMap<String, u64>,
+    pub files: Vec<PathBuf>,
+    /// Input lines skipped because they were not usable resources.
+    pub bad_lines: u64,
+    /// Input NDJSON files skipped because their type is unknown (`log.ndjson` and the like).
+    pub skipped_files: Vec<PathBuf>,
+}
+
+/// One output file: a range of copies of one input file.
+struct Unit<'a> {
+    input: &'a NdjsonFile,
+    resource_type: &'a str,
+    copies: std::ops::Range<u32>,
+    dest: PathBuf,
+}
+
+/// Bytes to read (input size × the number of times it is read) for a progress bar.
+pub fn planned_input_bytes(from: &Path, config: &MultiplyConfig) -> Result<u64, SynthError> {
+    let files = scan::scan(from, config.reader)?;
+    let shards = shard_count(config.copies, files.len()) as u64;
+    Ok(files.iter().map(|f| f.disk_bytes * shards).sum())
+}
+
+/// Splits the copies so that both cores stay busy even with one big input file, while
+/// keeping output files large enough to be worth their overhead.
+fn shard_count(copies: u32, files: usize) -> u32 {
+    let threads = rayon::current_num_threads().max(1);
+    let wanted = (4 * threads).div_ceil(files.max(1)) as u32;
+    wanted.clamp(1, copies.max(1))
+}
+
+/// Multiplies every NDJSON file under `from` into `out`, keeping sub-folders (`deleted/`,
+/// `error/`). `disk_bytes` grows as input is read; `on_bad_line` hears each skipped line.
+pub fn multiply(
+    from: &Path,
+    out: &Path,
+    config: &MultiplyConfig,
+    disk_bytes: Arc<AtomicU64>,
+    on_bad_line: &(dyn Fn(&BadLine) + Sync),
+) -> Result<MultiplySummary, SynthError> {
+    if config.copies == 0 {
+        return Err(SynthError::Invalid("--copies must be at least 1".into()));
+    }
+    let files = scan::scan(from, config.reader)?;
+    let mut summary = MultiplySummary::default();
+    let shards = shard_count(config.copies, files.len());
+    let per_shard = config.copies.div_ceil(shards);
+    let mut numbers: BTreeMap<(PathBuf, String), usize> = BTreeMap::new();
+    let mut units = Vec::new();
+    for file in &files {
+        let Some(resource_type) = file.resource_type.as_deref() else {
+            summary.skipped_files.push(file.path.clone());
+            continue;
+        };
+        let rel_dir = file
+            .path
+            .parent()
+            .and_then(|p| p.strip_prefix(from).ok())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let dir = out.join(&rel_dir);
+        std::fs::create_dir_all(&dir).map_err(|source| SynthError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut start = 0;
+        while start < config.copies {
+            let end = (start + per_shard).min(config.copies);
+            let n = numbers
+                .entry((rel_dir.clone(), resource_type.to_owned()))
+                .or_insert(0);
+            *n += 1;
+            let name = format!(
+                "{resource_type}.{:03}{}",
+                *n,
+                config.compression.suffix()
+            );
+            units.push(Unit {
+                input: file,
+                resource_type,
+                copies: start..end,
+                dest: dir.join(name),
+            });
+            start = end;
+        }
+    }
+    if units.is_empty() {
+        return Err(SynthError::Invalid(format!(
+            "{}: no NDJSON files of a known resource type",
+            from.display()
+        )));
+    }
+    let results: Vec<Result<UnitOutcome, SynthError>> = units
+        .par_iter()
+        .map(|u| run_unit(u, config, disk_bytes.clone(), on_bad_line))
+        .collect();
+    for (unit, result) in units.iter().zip(results) {
+        let outcome = result?;
+        *summary
+            .counts
+            .entry(unit.resource_type.to_owned())
+            .or_default() += outcome.written;
+        // Every shard re-reads the same input; count its bad lines once.
+        if unit.copies.start == 0 {
+            summary.bad_lines += outcome.bad_lines;
+        }
+        summary.files.push(unit.dest.clone());
+    }
+    summary.files.sort();
+    Ok(summary)
+}
+
+struct UnitOutcome {
+    written: u64,
+    bad_lines: u64,
+}
+
+fn run_unit(
+    unit: &Unit<'_>,
+    config: &MultiplyConfig,
+    disk_bytes: Arc<AtomicU64>,
+    on_bad_line: &(dyn Fn(&BadLine) + Sync),
+) -> Result<UnitOutcome, SynthError> {
+    let mut reader = NdjsonReader::open_counted(&unit.input.path, config.reader, disk_bytes)?;
+    let mut writer = NdjsonWriter::create(&unit.dest, config.compression)?;
+    let mut outcome = UnitOutcome {
+        written: 0,
+        bad_lines: 0,
+    };
+    let report = unit.copies.start == 0;
+    let mut bad = |line: u64, problem: LineProblem| {
+        outcome.bad_lines += 1;
+        if report {
+            on_bad_line(&BadLine {
+                path: unit.input.path.clone(),
+                line,
+                problem,
+            });
+        }
+    };
+    let mut out_buf = Vec::new();
+    while let Some(line) = reader.next_line()? {
+        let (number, bytes) = match line {
+            Line::TooLong { number } => {
+                bad(
+                    number,
+                    LineProblem::TooLong {
+                        limit: config.reader.max_line_bytes,
+                    },
+                );
+                continue;
+            }
+            Line::Data { number, bytes } => (number, bytes),
+        };
+        let resource = match stratus_fhir::Resource::parse(bytes) {
+            Ok(r) if r.resource_type() == unit.resource_type => r,
+            Ok(r) => {
+                bad(
+                    number,
+                    LineProblem::UnexpectedType {
+                        expected: unit.resource_type.to_owned(),
+                        found: r.resource_type().to_owned(),
+                    },
+                );
+                continue;
+            }
+            Err(problem) => {
+                bad(number, problem);
+                continue;
+            }
+        };
+        for copy in unit.copies.clone() {
+            if copy == 0 {
+                writer.write_line(bytes)?;
+            } else {
+                let mut value = resource.value().clone();
+                rewrite_copy(&mut value, copy);
+                out_buf.clear();
+                stratus_fhir::sonic_rs::to_writer(&mut out_buf, &value)
+                    .map_err(|e| stratus_fhir::FhirError::Serialize(e.to_string()))?;
+                writer.write_line(&out_buf)?;
+            }
+            outcome.written += 1;
+        }
+    }
+    writer.finish()?;
+    Ok(outcome)
+}
+
+/// The id that `old` has in copy `copy` (≥ 1).
+pub fn copy_id(old: &str, copy: u32) -> String {
+    stable_uuid(&[b"stratus-multiply", &copy.to_le_bytes(), old.as_bytes()])
+}
+
+/// Rewrites one resource for copy `copy` (≥ 1): its id, its identifiers' values, and every
+/// reference to another resource, wherever it sits.
+pub fn rewrite_copy(resource: &mut Value, copy: u32) {
+    let Some(obj) = resource.as_object_mut() else {
+        return;
+    };
+    if let Some(id) = obj.get(&"id").and_then(|v| v.as_str()).map(str::to_owned) {
+        obj.insert("id", Value::from(copy_id(&id, copy).as_str()));
+    }
+    if let Some(identifiers) = obj.get_mut(&"identifier") {
+        rewrite_identifiers(identifiers, copy);
+    }
+    for (key, child) in obj.iter_mut() {
+        // The resource's own id was handled above; contained ids are local names.
+        if key != "id" && key != "identifier" {
+            rewrite_references(child, copy);
+        }
+    }
+}
+
+fn rewrite_identifiers(identifiers: &mut Value, copy: u32) {
+    let one = |ident: &mut Value| {
+        if let Some(o) = ident.as_object_mut() {
+            if let Some(value) = o.get(&"value").and_then(|v| v.as_str()).map(str::to_owned) {
+                let new = if is_uuid(&value) {
+                    copy_id(&value, copy)
+                } else {
+                    format!("{value}-c{copy}")
+                };
+                o.insert("value", Value::from(new.as_str()));
+            }
+        }
+    };
+    if let Some(arr) = identifiers.as_array_mut() {
+        for ident in arr.iter_mut() {
+            one(ident);
+        }
+    } else {
+        one(identifiers);
+    }
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+/// Rewrites `reference` strings (any form with an id but `#contained`), relative `url`s such
+/// as `Binary/123` on attachments and `DELETE Patient/123` bundle requests, and `fullUrl`s.
+/// Absolute `url`s are left alone: they are extension and profile canonicals, not instances.
+fn rewrite_references(value: &mut Value, copy: u32) {
+    if let Some(arr) = value.as_array_mut() {
+        for v in arr.iter_mut() {
+            rewrite_references(v, copy);
+        }
+        return;
+    }
+    let Some(obj) = value.as_object_mut() else {
+        return;
+    };
+    for (key, child) in obj.iter_mut() {
+        let rewritten = match (key, child.as_str()) {
+            ("reference" | "fullUrl", Some(s)) => match reference::parse(s) {
+                Reference::Contained(_) | Reference::Other(_) | Reference::UrnOid(_) => None,
+                r @ (Reference::Relative { id, .. }
+                | Reference::Absolute { id, .. }
+                | Reference::UrnUuid(id)) => r.with_id(&copy_id(id, copy)),
+            },
+            ("url", Some(s)) => match reference::parse(s) {
+                r @ Reference::Relative { id, .. } => r.with_id(&copy_id(id, copy)),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(new) = rewritten {
+            *child = Value::from(new.as_str());
+        } else if !child.is_str() {
+            rewrite_references(child, copy);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stratus_fhir::sonic_rs::{self, json};
+
+    #[test]
+    fn rewrites_ids_and_references_consistently() {
+        let mut patient = json!({
+            "resourceType": "Patient", "id": "p1",
+            "identifier": [{"system": "mrn", "value": "12345"}],
+            "extension": [{"url": "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"}],
+            "link": [{"other": {"reference": "Patient/p0"}, "type": "replaces"}]
+        });
+        let mut obs = json!({
+            "resourceType": "Observation", "id": "o1",
+            "subject": {"reference": "Patient/p1"},
+            "contained": [{"resourceType": "Specimen", "id": "s"}],
+            "specimen": {"reference": "#s"},
+            "hasMember": [{"reference": "urn:uuid:o2"}],
+            "performer": [{"reference": "http://ehr/fhir/Practitioner/d1"}]
+        });
+        let mut doc = json!({
+            "resourceType": "DocumentReference", "id": "d",
+            "content": [{"attachment": {"url": "Binary/b1"}}]
+        });
+        rewrite_copy(&mut patient, 3);
+        rewrite_copy(&mut obs, 3);
+        rewrite_copy(&mut doc, 3);
+        let p1 = copy_id("p1", 3);
+        assert_eq!(patient["id"].as_str(), Some(p1.as_str()));
+        assert_eq!(
+            obs["subject"]["reference"].as_str(),
+            Some(format!("Patient/{p1}").as_str())
+        );
+        assert_eq!(patient["identifier"][0]["value"].as_str(), Some("12345-c3"));
+        assert_eq!(
+            patient["extension"][0]["url"].as_str(),
+            Some("http://hl7.org/fhir/us/core/StructureDefinition/us-core-race")
+        );
+        assert_eq!(
+            patient["link"][0]["other"]["reference"].as_str(),
+            Some(format!("Patient/{}", copy_id("p0", 3)).as_str())
+        );
+        assert_eq!(obs["contained"][0]["id"].as_str(), Some("s"));
+        assert_eq!(obs["specimen"]["reference"].as_str(), Some("#s"));
+        assert_eq!(
+            obs["hasMember"][0]["reference"].as_str(),
+            Some(format!("urn:uuid:{}", copy_id("o2", 3)).as_str())
+        );
+        assert_eq!(
+            obs["performer"][0]["reference"].as_str(),
+            Some(format!("http://ehr/fhir/Practitioner/{}", copy_id("d1", 3)).as_str())
+        );
+        assert_eq!(
+            doc["content"][0]["attachment"]["url"].as_str(),
+            Some(format!("Binary/{}", copy_id("b1", 3)).as_str())
+        );
+        assert_ne!(copy_id("p1", 3), copy_id("p1", 4));
+        let _ = sonic_rs::to_string(&doc).unwrap();
+    }
+
+    #[test]
+    fn multiplies_a_folder() {
+        let from = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        std::fs::create_dir(from.path().join("deleted")).unwrap();
+        std::fs::write(
+            from.path().join("1.Patient.ndjson"),
+            "{\"resourceType\":\"Patient\",\"id\":\"a\"}\nbad\n",
+        )
+        .unwrap();
+        std::fs::write(
+            from.path().join("deleted/del.ndjson"),
+            "{\"resourceType\":\"Bundle\",\"id\":\"b\",\"entry\":[{\"request\":{\"method\":\"DELETE\",\"url\":\"Patient/a\"}}]}\n",
+        )
+        .unwrap();
+        std::fs::write(from.path().join("log.ndjson"), "{\"eventId\":\"kickoff\"}\n").unwrap();
+        let config = MultiplyConfig {
+            copies: 5,
+            compression: Compression::None,
+            reader: ReaderOptions::default(),
+        };
+        let bad = std::sync::Mutex::new(0);
+        let s = multiply(
+            from.path(),
+            out.path(),
+            &config,
+            Arc::new(AtomicU64::new(0)),
+            &|_| *bad.lock().unwrap() += 1,
+        )
+        .unwrap();
+        assert_eq!(s.counts["Patient"], 5);
+        assert_eq!(s.counts["Bundle"], 5);
+        assert_eq!(s.bad_lines, 1);
+        assert_eq!(*bad.lock().unwrap(), 1);
+        assert_eq!(s.skipped_files.len(), 1);
+        let stats = stratus_fhir::stats::collect(
+            out.path(),
+            ReaderOptions::default(),
+            Arc::new(AtomicU64::new(0)),
+            &|b| panic!("{b}"),
+        )
+        .unwrap();
+        assert_eq!(stats.by_type["Patient"].resources, 5);
+        assert!(s.files.iter().all(|f| f.exists()));
+        assert!(s.files.iter().any(|f| f.starts_with(out.path().join("deleted"))));
+    }
+}
