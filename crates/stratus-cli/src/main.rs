@@ -1,1 +1,51 @@
-fn main() {}
+//! The `stratus` binary: parses the command line and hands each command to the library
+//! crates. Nothing here knows FHIR; it only wires, reports and chooses exit codes.
+
+mod cli;
+mod commands;
+mod exit;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing(cli.global.verbose, cli.global.quiet);
+    if let Some(threads) = cli.global.threads {
+        // Only fails if a pool was already built, which cannot happen this early.
+        let _ = rayon_pool(threads);
+    }
+    match commands::run(cli) {
+        Ok(code) => code.into(),
+        Err(err) => {
+            eprintln!("stratus: error: {err:#}");
+            exit::Outcome::Failure.into()
+        }
+    }
+}
+
+fn rayon_pool(threads: usize) -> Result<(), rayon::ThreadPoolBuildError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_env("STRATUS_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+}

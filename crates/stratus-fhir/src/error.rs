@@ -7,12 +7,12 @@ use std::path::PathBuf;
 /// A failure that stops the current file or operation.
 #[derive(Debug, thiserror::Error)]
 pub enum FhirError {
-    /// An I/O error, always with the path it happened on.
-    #[error("{}: {source}", path.display())]
+    /// An I/O error, always with the path it happened on. The I/O error is part of the
+    /// message rather than a `source`, so that a report chain does not print it twice.
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A line that a caller chose to treat as fatal.
     #[error("{}:{line}: {problem}", path.display())]
@@ -31,7 +31,7 @@ impl FhirError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         FhirError::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod bundle;
 pub mod elements;
 pub mod error;
+pub mod integrity;
 pub mod names;
 pub mod reader;
 pub mod reference;

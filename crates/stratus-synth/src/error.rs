@@ -9,11 +9,10 @@ pub enum SynthError {
     #[error(transparent)]
     Fhir(#[from] stratus_fhir::FhirError),
     /// The output folder could not be prepared.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The request makes no sense (zero patients, zero copies, input folder with no data).
     #[error("{0}")]

@@ -96,9 +96,9 @@ pub fn multiply(
             .map(Path::to_path_buf)
             .unwrap_or_default();
         let dir = out.join(&rel_dir);
-        std::fs::create_dir_all(&dir).map_err(|source| SynthError::Io {
+        std::fs::create_dir_all(&dir).map_err(|error| SynthError::Io {
             path: dir.clone(),
-            source,
+            error,
         })?;
         let mut start = 0;
         while start < config.copies {
@@ -107,11 +107,7 @@ pub fn multiply(
                 .entry((rel_dir.clone(), resource_type.to_owned()))
                 .or_insert(0);
             *n += 1;
-            let name = format!(
-                "{resource_type}.{:03}{}",
-                *n,
-                config.compression.suffix()
-            );
+            let name = format!("{resource_type}.{:03}{}", *n, config.compression.suffix());
             units.push(Unit {
                 input: file,
                 resource_type,
@@ -390,7 +386,11 @@ mod tests {
             "{\"resourceType\":\"Bundle\",\"id\":\"b\",\"entry\":[{\"request\":{\"method\":\"DELETE\",\"url\":\"Patient/a\"}}]}\n",
         )
         .unwrap();
-        std::fs::write(from.path().join("log.ndjson"), "{\"eventId\":\"kickoff\"}\n").unwrap();
+        std::fs::write(
+            from.path().join("log.ndjson"),
+            "{\"eventId\":\"kickoff\"}\n",
+        )
+        .unwrap();
         let config = MultiplyConfig {
             copies: 5,
             compression: Compression::None,
@@ -419,6 +419,10 @@ mod tests {
         .unwrap();
         assert_eq!(stats.by_type["Patient"].resources, 5);
         assert!(s.files.iter().all(|f| f.exists()));
-        assert!(s.files.iter().any(|f| f.starts_with(out.path().join("deleted"))));
+        assert!(
+            s.files
+                .iter()
+                .any(|f| f.starts_with(out.path().join("deleted")))
+        );
     }
 }

@@ -1,0 +1,19 @@
+//! One module per top-level command.
+
+mod demo;
+mod ndjson;
+mod synth;
+
+use crate::cli::{Cli, Command, NdjsonCommand, SynthCommand};
+use crate::exit::Outcome;
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let quiet = cli.global.quiet;
+    match cli.command {
+        Command::Synth(SynthCommand::Population(args)) => synth::population(&args, quiet),
+        Command::Synth(SynthCommand::Multiply(args)) => synth::multiply(&args, quiet),
+        Command::Ndjson(NdjsonCommand::Stats(args)) => ndjson::stats(&args, quiet),
+        Command::Demo(args) => demo::run(&args, quiet),
+    }
+}
