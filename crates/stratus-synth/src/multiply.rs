@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicU64;
 use rayon::prelude::*;
 use stratus_fhir::reference::{self, Reference};
 use stratus_fhir::scan::{self, NdjsonFile};
-use stratus_fhir::sonic_rs::{JsonValueMutTrait, JsonValueTrait, Value};
+use stratus_fhir::sonic_rs::{JsonContainerTrait, JsonValueTrait, Value};
 use stratus_fhir::stats::BadLine;
 use stratus_fhir::{Compression, Line, LineProblem, NdjsonReader, NdjsonWriter, ReaderOptions};
 
@@ -206,11 +206,8 @@ fn run_unit(
             if copy == 0 {
                 writer.write_line(bytes)?;
             } else {
-                let mut value = resource.value().clone();
-                rewrite_copy(&mut value, copy);
                 out_buf.clear();
-                stratus_fhir::sonic_rs::to_writer(&mut out_buf, &value)
-                    .map_err(|e| stratus_fhir::FhirError::Serialize(e.to_string()))?;
+                write_copy(resource.value(), copy, &mut out_buf)?;
                 writer.write_line(&out_buf)?;
             }
             outcome.written += 1;
@@ -225,45 +222,94 @@ pub fn copy_id(old: &str, copy: u32) -> String {
     stable_uuid(&[b"stratus-multiply", &copy.to_le_bytes(), old.as_bytes()])
 }
 
-/// Rewrites one resource for copy `copy` (≥ 1): its id, its identifiers' values, and every
-/// reference to another resource, wherever it sits.
-pub fn rewrite_copy(resource: &mut Value, copy: u32) {
-    let Some(obj) = resource.as_object_mut() else {
-        return;
-    };
-    if let Some(id) = obj.get(&"id").and_then(|v| v.as_str()).map(str::to_owned) {
-        obj.insert("id", Value::from(copy_id(&id, copy).as_str()));
-    }
-    if let Some(identifiers) = obj.get_mut(&"identifier") {
-        rewrite_identifiers(identifiers, copy);
-    }
-    for (key, child) in obj.iter_mut() {
-        // The resource's own id was handled above; contained ids are local names.
-        if key != "id" && key != "identifier" {
-            rewrite_references(child, copy);
-        }
-    }
+/// Where in a resource the writer is, for the fields whose meaning depends on it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// The resource's own top level: `id` is the resource id.
+    Top,
+    /// Inside the resource's `identifier` list: `value` is an identifier value.
+    Identifier,
+    Elsewhere,
 }
 
-fn rewrite_identifiers(identifiers: &mut Value, copy: u32) {
-    let one = |ident: &mut Value| {
-        if let Some(o) = ident.as_object_mut() {
-            if let Some(value) = o.get(&"value").and_then(|v| v.as_str()).map(str::to_owned) {
-                let new = if is_uuid(&value) {
-                    copy_id(&value, copy)
-                } else {
-                    format!("{value}-c{copy}")
-                };
-                o.insert("value", Value::from(new.as_str()));
+/// Writes copy `copy` (≥ 1) of a resource as one JSON line: its id, its identifier values and
+/// every reference to another resource rewritten, everything else as it was, in the input's
+/// key order. Writing while walking avoids cloning the value (and keeps the order, which an
+/// edited `sonic_rs` object would not).
+pub fn write_copy(resource: &Value, copy: u32, out: &mut Vec<u8>) -> Result<(), SynthError> {
+    write_node(resource, copy, Place::Top, out)
+}
+
+fn write_node(v: &Value, copy: u32, place: Place, out: &mut Vec<u8>) -> Result<(), SynthError> {
+    if let Some(obj) = v.as_object() {
+        out.push(b'{');
+        for (i, (key, child)) in obj.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json(&key, out)?;
+            out.push(b':');
+            match replacement(place, key, child, copy) {
+                Some(new) => write_json(&new, out)?,
+                None => {
+                    let next = if place == Place::Top && key == "identifier" {
+                        Place::Identifier
+                    } else {
+                        Place::Elsewhere
+                    };
+                    write_node(child, copy, next, out)?;
+                }
             }
         }
-    };
-    if let Some(arr) = identifiers.as_array_mut() {
-        for ident in arr.iter_mut() {
-            one(ident);
+        out.push(b'}');
+    } else if let Some(arr) = v.as_array() {
+        out.push(b'[');
+        for (i, item) in arr.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            // A list keeps the place of its field: `identifier` is a list of Identifiers.
+            write_node(item, copy, place, out)?;
         }
+        out.push(b']');
     } else {
-        one(identifiers);
+        write_json(v, out)?;
+    }
+    Ok(())
+}
+
+fn write_json<T: stratus_fhir::sonic_rs::Serialize + ?Sized>(
+    v: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), SynthError> {
+    stratus_fhir::sonic_rs::to_writer(&mut *out, v)
+        .map_err(|e| stratus_fhir::FhirError::Serialize(e.to_string()).into())
+}
+
+/// The new value of a string field, if this field holds an id, an identifier value or a
+/// reference. `reference` and `fullUrl` are rewritten in every form that carries an id but
+/// `#contained`; `url` only in its relative form (`Binary/123` on attachments, `Patient/1`
+/// in DELETE requests), because absolute `url`s are extension and profile canonicals.
+fn replacement(place: Place, key: &str, value: &Value, copy: u32) -> Option<String> {
+    let s = value.as_str()?;
+    match (place, key) {
+        (Place::Top, "id") => Some(copy_id(s, copy)),
+        (Place::Identifier, "value") => Some(if is_uuid(s) {
+            copy_id(s, copy)
+        } else {
+            format!("{s}-c{copy}")
+        }),
+        (_, "reference" | "fullUrl") => match reference::parse(s) {
+            r @ (Reference::Relative { id, .. }
+            | Reference::Absolute { id, .. }
+            | Reference::UrnUuid(id)) => r.with_id(&copy_id(id, copy)),
+            _ => None,
+        },
+        (_, "url") => match reference::parse(s) {
+            r @ Reference::Relative { id, .. } => r.with_id(&copy_id(id, copy)),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -275,45 +321,29 @@ fn is_uuid(s: &str) -> bool {
         })
 }
 
-/// Rewrites `reference` strings (any form with an id but `#contained`), relative `url`s such
-/// as `Binary/123` on attachments and `DELETE Patient/123` bundle requests, and `fullUrl`s.
-/// Absolute `url`s are left alone: they are extension and profile canonicals, not instances.
-fn rewrite_references(value: &mut Value, copy: u32) {
-    if let Some(arr) = value.as_array_mut() {
-        for v in arr.iter_mut() {
-            rewrite_references(v, copy);
-        }
-        return;
-    }
-    let Some(obj) = value.as_object_mut() else {
-        return;
-    };
-    for (key, child) in obj.iter_mut() {
-        let rewritten = match (key, child.as_str()) {
-            ("reference" | "fullUrl", Some(s)) => match reference::parse(s) {
-                Reference::Contained(_) | Reference::Other(_) | Reference::UrnOid(_) => None,
-                r @ (Reference::Relative { id, .. }
-                | Reference::Absolute { id, .. }
-                | Reference::UrnUuid(id)) => r.with_id(&copy_id(id, copy)),
-            },
-            ("url", Some(s)) => match reference::parse(s) {
-                r @ Reference::Relative { id, .. } => r.with_id(&copy_id(id, copy)),
-                _ => None,
-            },
-            _ => None,
-        };
-        if let Some(new) = rewritten {
-            *child = Value::from(new.as_str());
-        } else if !child.is_str() {
-            rewrite_references(child, copy);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use stratus_fhir::sonic_rs::{self, json};
+
+    fn rewrite_copy(v: &mut Value, copy: u32) {
+        let mut out = Vec::new();
+        write_copy(v, copy, &mut out).unwrap();
+        *v = sonic_rs::from_slice(&out).unwrap();
+    }
+
+    #[test]
+    fn keeps_key_order() {
+        let line = br#"{"resourceType":"Patient","id":"p1","b":1,"a":{"z":2,"y":[{"x":"s"}]}}"#;
+        let v: Value = sonic_rs::from_slice(line).unwrap();
+        let mut out = Vec::new();
+        write_copy(&v, 2, &mut out).unwrap();
+        let expected = format!(
+            r#"{{"resourceType":"Patient","id":"{}","b":1,"a":{{"z":2,"y":[{{"x":"s"}}]}}}}"#,
+            copy_id("p1", 2)
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
 
     #[test]
     fn rewrites_ids_and_references_consistently() {

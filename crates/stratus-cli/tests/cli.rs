@@ -1,0 +1,343 @@
+//! End-to-end tests of the `stratus` binary as a user runs it: real files, the shared
+//! Synthea data set, exit codes and messages.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// `../shared/data/synthea-r4-100` beside the repository (override with
+/// STRATUS_SYNTHEA_DIR).
+fn synthea() -> PathBuf {
+    if let Ok(p) = std::env::var("STRATUS_SYNTHEA_DIR") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/synthea-r4-100")
+}
+
+fn stratus() -> Command {
+    let mut c = Command::cargo_bin("stratus").unwrap();
+    c.env_remove("STRATUS_LOG").env_remove("STRATUS_THREADS");
+    c
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str]) -> Run {
+    let out = stratus().args(args).output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn stats_counts_the_synthea_folder() {
+    let r = run(&["ndjson", "stats", p(&synthea()), "--check-references"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "");
+    insta::assert_snapshot!("synthea_stats", r.stdout);
+}
+
+#[test]
+fn stats_json_is_machine_readable() {
+    let r = run(&["ndjson", "stats", "--json", p(&synthea())]);
+    assert_eq!(r.code, 0);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["total_resources"], 38_970);
+    assert_eq!(v["types"]["Observation"]["resources"], 16_315);
+    assert_eq!(v["types"]["Patient"]["resources"], 100);
+    assert_eq!(v["bad_lines"], 0);
+}
+
+fn gz(parts: &[&str]) -> Vec<u8> {
+    // One gzip member per part: exports concatenated from several writers look like this.
+    let mut all = Vec::new();
+    for part in parts {
+        let mut e = flate2_encoder();
+        e.write_all(part.as_bytes()).unwrap();
+        all.extend(e.finish().unwrap());
+    }
+    all
+}
+
+fn flate2_encoder() -> flate2::write::GzEncoder<Vec<u8>> {
+    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())
+}
+
+#[test]
+fn stats_reads_every_layout_and_reports_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("error")).unwrap();
+    std::fs::create_dir_all(d.join("deleted")).unwrap();
+    std::fs::write(
+        d.join("1.Patient.ndjson"),
+        "{\"resourceType\":\"Patient\",\"id\":\"p1\"}\r\n{\"resourceType\":\"Patient\",\"id\":\"p2\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("Patient.000.ndjson.gz"),
+        gz(&[
+            "{\"resourceType\":\"Patient\",\"id\":\"p3\"}\n",
+            "{\"resourceType\":\"Patient\",\"id\":\"p4\"}\n",
+        ]),
+    )
+    .unwrap();
+    let long = format!(
+        "{{\"resourceType\":\"Condition\",\"id\":\"c2\",\"note\":[{{\"text\":\"{}\"}}]}}",
+        "x".repeat(3000)
+    );
+    std::fs::write(
+        d.join("Condition.ndjson.gz"),
+        gz(&[&format!(
+            "{{\"resourceType\":\"Condition\",\"id\":\"c1\"}}\n{long}\n{{\"resourceType\":\"Condition\"}}\n"
+        )]),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("obs.ndjson"),
+        "{\"resourceType\":\"Observation\",\"id\":\"o1\"}\n\n{\"resourceType\": \"Observation\", \"id\": \n[1,2]\n{\"resourceType\":\"Patient\",\"id\":\"px\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("error/OperationOutcome.ndjson"),
+        "{\"resourceType\":\"OperationOutcome\",\"id\":\"e1\",\"issue\":[]}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("deleted/del.ndjson"),
+        "{\"resourceType\":\"Bundle\",\"id\":\"b1\",\"type\":\"transaction\"}\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("log.ndjson"), "{\"eventId\":\"kickoff\"}\n").unwrap();
+    std::fs::write(d.join("README.txt"), "not data").unwrap();
+
+    let r = run(&["ndjson", "stats", p(d), "--max-line-bytes", "1K"]);
+    assert_eq!(
+        r.code, 3,
+        "exit code 3 means 'finished but skipped bad input'"
+    );
+    let json = run(&["ndjson", "stats", "--json", p(d), "--max-line-bytes", "1K"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["types"]["Patient"]["resources"], 4);
+    assert_eq!(v["types"]["Patient"]["files"], 2);
+    assert_eq!(v["types"]["Condition"]["resources"], 1);
+    assert_eq!(v["types"]["Observation"]["resources"], 1);
+    assert_eq!(v["types"]["OperationOutcome"]["resources"], 1);
+    assert_eq!(v["types"]["Bundle"]["resources"], 1);
+    assert_eq!(v["bad_lines"], 5);
+    assert_eq!(v["untyped_files"].as_array().unwrap().len(), 1);
+
+    let mut bad: Vec<String> = r
+        .stderr
+        .lines()
+        .map(|l| {
+            l.strip_prefix(&format!("{}/", p(d)))
+                .unwrap_or(l)
+                .to_owned()
+        })
+        .collect();
+    bad.sort();
+    assert_eq!(bad.len(), 5, "{}", r.stderr);
+    assert_eq!(
+        bad[0],
+        "Condition.ndjson.gz:2: line longer than the limit of 1024 bytes"
+    );
+    assert_eq!(bad[1], "Condition.ndjson.gz:3: Condition has no id");
+    assert!(
+        bad[2].starts_with("obs.ndjson:3: invalid JSON"),
+        "{}",
+        bad[2]
+    );
+    assert_eq!(bad[3], "obs.ndjson:4: not a JSON object");
+    assert_eq!(
+        bad[4],
+        "obs.ndjson:5: expected a Observation but found a Patient"
+    );
+}
+
+#[test]
+fn multiply_scales_synthea_with_resolving_references() {
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("x3");
+    let r = run(&[
+        "synth",
+        "multiply",
+        "--from",
+        p(&synthea()),
+        "--copies",
+        "3",
+        "--out",
+        p(&dest),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let stats = run(&["ndjson", "stats", "--json", "--check-references", p(&dest)]);
+    assert_eq!(stats.code, 0, "{}", stats.stderr);
+    let v: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
+    assert_eq!(v["types"]["Patient"]["resources"], 300);
+    assert_eq!(v["total_resources"], 3 * 38_970);
+    assert_eq!(v["references"]["dangling"], 0);
+    assert!(v["references"]["checked"].as_u64().unwrap() > 400_000);
+    // Copy 1 is the original, byte for byte; the others keep its key order.
+    let original = read_gz_lines(&synthea().join("Patient.ndjson.gz"));
+    let copied = read_gz_lines(&dest.join("Patient.001.ndjson.gz"));
+    assert_eq!(copied.len(), 300);
+    let firsts: Vec<&String> = copied.iter().step_by(3).collect();
+    assert_eq!(firsts, original.iter().collect::<Vec<_>>());
+    assert!(copied[1].starts_with("{\"resourceType\":\"Patient\",\"id\":"));
+    assert_eq!(copied[1].len(), original[0].len() + "-c1".len() * 3);
+}
+
+fn read_gz_lines(path: &Path) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    let f = std::fs::File::open(path).unwrap();
+    BufReader::new(flate2::read::MultiGzDecoder::new(f))
+        .lines()
+        .map(|l| l.unwrap())
+        .collect()
+}
+
+#[test]
+fn population_is_deterministic_and_resolves() {
+    let out = tempfile::tempdir().unwrap();
+    let a = out.path().join("a");
+    let b = out.path().join("b");
+    for (dir, threads) in [(&a, "1"), (&b, "2")] {
+        let r = run(&[
+            "synth",
+            "population",
+            "--patients",
+            "60",
+            "--seed",
+            "7",
+            "--out",
+            p(dir),
+            "--threads",
+            threads,
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let names = |d: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&a), names(&b));
+    assert!(names(&a).contains(&"Patient.ndjson.gz".to_owned()));
+    for n in names(&a) {
+        assert_eq!(
+            read_gz_lines(&a.join(&n)),
+            read_gz_lines(&b.join(&n)),
+            "{n} differs between runs"
+        );
+    }
+    let stats = run(&["ndjson", "stats", "--json", "--check-references", p(&a)]);
+    assert_eq!(stats.code, 0, "{}", stats.stderr);
+    let v: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
+    assert!(v["types"]["Patient"]["resources"].as_u64().unwrap() >= 60);
+    assert_eq!(v["references"]["dangling"], 0);
+    for t in [
+        "Patient",
+        "Encounter",
+        "Condition",
+        "Observation",
+        "MedicationRequest",
+        "Medication",
+        "DocumentReference",
+        "Binary",
+        "DiagnosticReport",
+        "Procedure",
+        "Immunization",
+        "AllergyIntolerance",
+        "ServiceRequest",
+        "MedicationDispense",
+        "Specimen",
+        "EpisodeOfCare",
+        "Device",
+        "Location",
+        "Organization",
+        "Practitioner",
+        "PractitionerRole",
+        "Group",
+    ] {
+        assert!(
+            v["types"][t]["resources"].as_u64().unwrap_or(0) > 0,
+            "no {t} in a 60-patient population"
+        );
+    }
+}
+
+#[test]
+fn bad_input_gets_one_clear_line() {
+    let r = run(&["ndjson", "stats", "/no/such/folder"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr.trim(),
+        "stratus: error: /no/such/folder: No such file or directory (os error 2)"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("keep.txt"), "x").unwrap();
+    let r = run(&[
+        "synth",
+        "population",
+        "--patients",
+        "1",
+        "--out",
+        p(dir.path()),
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("is not empty (use --overwrite"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.lines().count(), 1);
+
+    let r = run(&[
+        "synth", "multiply", "--from", "x", "--copies", "0", "--out", "y",
+    ]);
+    assert_eq!(r.code, 2, "clap usage errors exit 2");
+
+    let r = run(&["ndjson", "stats", ".", "--max-line-bytes", "lots"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("is not a size"));
+}
+
+#[test]
+fn help_explains_the_commands() {
+    let r = run(&["--help"]);
+    assert_eq!(r.code, 0);
+    for word in ["synth", "ndjson", "demo", "Exit codes"] {
+        assert!(r.stdout.contains(word), "--help lacks {word}");
+    }
+    let r = run(&["synth", "multiply", "--help"]);
+    assert!(r.stdout.contains("Example: stratus synth multiply"));
+    let r = run(&["ndjson", "stats", "--help"]);
+    assert!(r.stdout.contains("file:line: reason"));
+}
+
+#[test]
+fn demo_runs_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let r = run(&["demo", "--patients", "20", "--out", p(&out)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("Everything is under"));
+    assert!(out.join("synth/Patient.ndjson.gz").exists());
+}
