@@ -30,6 +30,17 @@ pub struct GlobalArgs {
     /// Worker threads for parallel work (default: one per core).
     #[arg(long, global = true, env = "STRATUS_THREADS", value_name = "N")]
     pub threads: Option<usize>,
+    /// TOML file of default options: top-level keys for these global options, a table
+    /// per command ([ndjson.stats], [synth.population], ...) keyed by long option name.
+    /// Command-line options win.
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "STRATUS_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

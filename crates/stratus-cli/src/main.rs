@@ -3,15 +3,22 @@
 
 mod cli;
 mod commands;
+mod config;
 mod exit;
 mod output;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            eprintln!("stratus: error: {err:#}");
+            return exit::Outcome::Failure.into();
+        }
+    };
     init_tracing(cli.global.verbose, cli.global.quiet);
     if let Some(threads) = cli.global.threads {
         // Only fails if a pool was already built, which cannot happen this early.
@@ -24,6 +31,18 @@ fn main() -> ExitCode {
             exit::Outcome::Failure.into()
         }
     }
+}
+
+/// Parses the command line, with the config file's defaults in front of it. clap errors
+/// (usage, --help, --version) print and exit here, with clap's own codes.
+fn parse() -> anyhow::Result<cli::Cli> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cmd = cli::Cli::command();
+    if let Some(path) = config::config_path(&args) {
+        args = config::apply(&cmd, args, &path)?;
+    }
+    let matches = cmd.get_matches_from(args);
+    Ok(cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()))
 }
 
 fn rayon_pool(threads: usize) -> Result<(), rayon::ThreadPoolBuildError> {

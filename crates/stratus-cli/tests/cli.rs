@@ -19,7 +19,9 @@ fn synthea() -> PathBuf {
 
 fn stratus() -> Command {
     let mut c = Command::cargo_bin("stratus").unwrap();
-    c.env_remove("STRATUS_LOG").env_remove("STRATUS_THREADS");
+    c.env_remove("STRATUS_LOG")
+        .env_remove("STRATUS_THREADS")
+        .env_remove("STRATUS_CONFIG");
     c
 }
 
@@ -340,4 +342,46 @@ fn demo_runs_end_to_end() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("Everything is under"));
     assert!(out.join("synth/Patient.ndjson.gz").exists());
+}
+
+#[test]
+fn config_file_sets_defaults_and_the_command_line_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("stratus.toml");
+    std::fs::write(
+        &cfg,
+        "[ndjson.stats]\njson = true\ncheck-references = true\nmax-line-bytes = \"1K\"\n",
+    )
+    .unwrap();
+    // max-line-bytes 1K from the file would make every Synthea Patient line too long;
+    // the command line's 1M wins.
+    let r = run(&[
+        "-c",
+        p(&cfg),
+        "ndjson",
+        "stats",
+        p(&synthea()),
+        "--max-line-bytes",
+        "1M",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["references"]["dangling"], 0);
+
+    let out = stratus()
+        .env("STRATUS_CONFIG", &cfg)
+        .args(["ndjson", "stats", p(&synthea())])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "1K lines from the config apply");
+
+    std::fs::write(&cfg, "[ndjson.stats]\nmax-lines = 3\n").unwrap();
+    let r = run(&["-c", p(&cfg), "ndjson", "stats", "."]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("[ndjson.stats] has no option 'max-lines'"),
+        "{}",
+        r.stderr
+    );
 }
