@@ -61,37 +61,21 @@ pub fn apply(cmd: &Command, args: Vec<OsString>, path: &Path) -> anyhow::Result<
         }
     }
 
+    validate(cmd, &table, path, &[])?;
+    // Each command of the invocation takes the plain keys of its own table.
     let mut inserts: Vec<(usize, Vec<OsString>)> = Vec::new();
-    let (root_opts, sections): (Vec<_>, Vec<_>) = table.iter().partition(|(_, v)| !v.is_table());
-    inserts.push((0, to_args(cmd, root_opts, path, "top level")?));
-    for (name, value) in sections {
-        let mut node = value;
-        let mut prefix = vec![name.as_str()];
-        // Descend nested tables ([synth.population]) along the invocation's own path.
-        let mut depth = 1;
-        loop {
-            let Some((c, pos)) = chain.get(depth) else {
-                break;
-            };
-            if c.get_name() != prefix[depth - 1] {
-                break;
-            }
-            let Some(t) = node.as_table() else { break };
-            let (opts, subs): (Vec<_>, Vec<_>) = t.iter().partition(|(_, v)| !v.is_table());
-            inserts.push((*pos, to_args(c, opts, path, &prefix.join("."))?));
-            match subs.into_iter().find(|(k, _)| {
-                chain
-                    .get(depth + 1)
-                    .is_some_and(|(n, _)| n.get_name() == k.as_str())
-            }) {
-                Some((k, v)) => {
-                    prefix.push(k.as_str());
-                    node = v;
-                    depth += 1;
-                }
-                None => break,
-            }
+    let mut node = Some(&table);
+    let mut names: Vec<&str> = Vec::new();
+    for (depth, (c, pos)) in chain.iter().enumerate() {
+        if depth > 0 {
+            names.push(c.get_name());
+            node = node
+                .and_then(|t| t.get(c.get_name()))
+                .and_then(|v| v.as_table());
         }
+        let Some(t) = node else { break };
+        let opts = t.iter().filter(|(_, v)| !v.is_table());
+        inserts.push((*pos, to_args(c, opts, path, &section_name(&names))?));
     }
     let mut out = Vec::with_capacity(args.len() + 8);
     for (i, a) in args.into_iter().enumerate() {
@@ -105,33 +89,60 @@ pub fn apply(cmd: &Command, args: Vec<OsString>, path: &Path) -> anyhow::Result<
     Ok(out)
 }
 
-fn to_args(
+fn section_name(names: &[&str]) -> String {
+    if names.is_empty() {
+        "top level".to_owned()
+    } else {
+        names.join(".")
+    }
+}
+
+/// Checks every table and key of the file against the grammar, not only those of the
+/// command being run, so a typo is caught the first time the file is used.
+fn validate(cmd: &Command, table: &toml::Table, path: &Path, names: &[&str]) -> anyhow::Result<()> {
+    let section = section_name(names);
+    let help: String = names.iter().map(|n| format!("{n} ")).collect();
+    for (key, value) in table {
+        if let Some(sub) = value.as_table() {
+            let Some(c) = cmd.find_subcommand(key) else {
+                bail!(
+                    "{}: [{section}] has no command '{key}' (see stratus {help}--help)",
+                    path.display()
+                );
+            };
+            let mut deeper = names.to_vec();
+            deeper.push(key);
+            validate(c, sub, path, &deeper)?;
+        } else if key == "config" {
+            bail!(
+                "{}: [{section}] 'config' cannot be set in a config file",
+                path.display()
+            );
+        } else if find_arg(cmd, key).is_none() {
+            bail!(
+                "{}: [{section}] has no option '{key}' (see stratus {help}--help)",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn find_arg<'a>(cmd: &'a Command, long: &str) -> Option<&'a clap::Arg> {
+    cmd.get_arguments().find(|a| a.get_long() == Some(long))
+}
+
+fn to_args<'a>(
     cmd: &Command,
-    opts: Vec<(&String, &toml::Value)>,
+    opts: impl Iterator<Item = (&'a String, &'a toml::Value)>,
     path: &Path,
     section: &str,
 ) -> anyhow::Result<Vec<OsString>> {
     let mut out = Vec::new();
     for (key, value) in opts {
-        if key == "config" {
-            bail!(
-                "{}: [{section}] 'config' cannot be set in a config file",
-                path.display()
-            );
-        }
-        let Some(arg) = cmd
-            .get_arguments()
-            .find(|a| a.get_long() == Some(key.as_str()))
-        else {
-            let help = if section == "top level" {
-                "stratus --help".to_owned()
-            } else {
-                format!("stratus {} --help", section.replace('.', " "))
-            };
-            bail!(
-                "{}: [{section}] has no option '{key}' (see {help})",
-                path.display()
-            );
+        // validate() has vouched for every key.
+        let Some(arg) = find_arg(cmd, key) else {
+            continue;
         };
         let flag = !arg.get_action().takes_values();
         let values: Vec<&toml::Value> = match value {
@@ -233,6 +244,20 @@ mod tests {
             err.to_string().ends_with(
                 "[ndjson.stats] has no option 'max-lines' (see stratus ndjson stats --help)"
             ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn names_unknown_commands_anywhere_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "[synth.populaton]\npatients = 3\n").unwrap();
+        let cmd = crate::cli::Cli::command();
+        let err = apply(&cmd, os(&["stratus", "ndjson", "stats", "d"]), &path).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("[synth] has no command 'populaton' (see stratus synth --help)"),
             "{err}"
         );
     }

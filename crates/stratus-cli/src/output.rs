@@ -1,7 +1,12 @@
 //! Terminal output: progress bars that appear only on a terminal, and number formatting.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use stratus_fhir::stats::BadLine;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -31,6 +36,46 @@ fn draw_target(quiet: bool) -> ProgressDrawTarget {
     }
 }
 
+/// Runs `work` with a byte-progress bar that follows a counter the work advances (the
+/// library crates count bytes read from disk into an `AtomicU64`), and a callback that
+/// prints a bad line above the bar without tearing it.
+pub fn with_byte_progress<T>(
+    total: u64,
+    message: &'static str,
+    quiet: bool,
+    work: impl FnOnce(Arc<AtomicU64>, &(dyn Fn(&BadLine) + Sync)) -> T,
+) -> T {
+    let pb = bar(total, Unit::Bytes, quiet);
+    pb.set_message(message);
+    let done = Arc::new(AtomicU64::new(0));
+    let on_bad = |b: &BadLine| pb.suspend(|| eprintln!("{b}"));
+    std::thread::scope(|s| {
+        let watcher = {
+            let (done, pb) = (done.clone(), pb.clone());
+            s.spawn(move || {
+                while !pb.is_finished() {
+                    pb.set_position(done.load(Ordering::Relaxed));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+        };
+        let result = work(done.clone(), &on_bad);
+        pb.finish_and_clear();
+        let _ = watcher.join();
+        result
+    })
+}
+
+/// Prints resource counts per type and their total, as the synth commands report them.
+pub fn print_counts(counts: &BTreeMap<String, u64>) -> u64 {
+    let total: u64 = counts.values().sum();
+    for (t, n) in counts {
+        println!("{t:<24} {:>14}", thousands(*n));
+    }
+    println!("{:<24} {:>14}", "total", thousands(total));
+    total
+}
+
 /// What a bar counts.
 #[derive(Debug, Clone, Copy)]
 pub enum Unit {
@@ -43,7 +88,7 @@ pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::with_capacity(s.len() + s.len() / 3);
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -120,10 +120,10 @@ fn for_each_resource(
 ) -> Result<(), FhirError> {
     let mut reader = NdjsonReader::open(&file.path, options)?;
     while let Some(line) = reader.next_line()? {
-        if let Line::Data { number, bytes } = line {
-            if let Ok(r) = Resource::parse(bytes) {
-                f(number, &r);
-            }
+        if let Line::Data { number, bytes } = line
+            && let Ok(r) = Resource::parse(bytes)
+        {
+            f(number, &r);
         }
     }
     Ok(())

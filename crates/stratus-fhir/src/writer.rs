@@ -115,7 +115,8 @@ impl Drop for AtomicFile {
 
 enum Sink {
     Plain(AtomicFile),
-    Gzip(GzEncoder<AtomicFile>),
+    // Boxed: the encoder's state would otherwise make every plain writer 300 bytes larger.
+    Gzip(Box<GzEncoder<AtomicFile>>),
 }
 
 /// Writes one NDJSON file atomically, plain or gzip, counting lines.
@@ -143,7 +144,10 @@ impl NdjsonWriter {
         let sink = match compression {
             Compression::None => Sink::Plain(file),
             Compression::Gzip { level } => {
-                Sink::Gzip(GzEncoder::new(file, flate2::Compression::new(level.min(9))))
+                Sink::Gzip(Box::new(GzEncoder::new(
+                    file,
+                    flate2::Compression::new(level.min(9)),
+                )))
             }
         };
         Ok(NdjsonWriter {
@@ -157,7 +161,7 @@ impl NdjsonWriter {
     fn out(&mut self) -> &mut dyn Write {
         match &mut self.sink {
             Sink::Plain(f) => f,
-            Sink::Gzip(g) => g,
+            Sink::Gzip(g) => g.as_mut(),
         }
     }
 
@@ -213,7 +217,7 @@ impl NdjsonWriter {
     pub fn finish(self) -> Result<WriteSummary, FhirError> {
         let file = match self.sink {
             Sink::Plain(f) => f,
-            Sink::Gzip(g) => g.finish().map_err(|e| FhirError::io(&self.dest, e))?,
+            Sink::Gzip(g) => (*g).finish().map_err(|e| FhirError::io(&self.dest, e))?,
         };
         let path = file.commit()?;
         Ok(WriteSummary {

@@ -2,16 +2,14 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use stratus_fhir::ReaderOptions;
 use stratus_fhir::integrity::{self, IntegrityReport};
-use stratus_fhir::stats::{self, BadLine, FolderStats};
+use stratus_fhir::stats::{self, FolderStats};
 
 use crate::cli::StatsArgs;
 use crate::exit::Outcome;
-use crate::output::{self, Unit, bytes, thousands};
+use crate::output::{self, bytes, thousands};
 
 pub fn stats(args: &StatsArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let options = ReaderOptions {
@@ -62,25 +60,8 @@ pub fn collect(path: &Path, options: ReaderOptions, quiet: bool) -> anyhow::Resu
     // The error names the path already.
     let files = stratus_fhir::scan::scan(path, options)?;
     let total: u64 = files.iter().map(|f| f.disk_bytes).sum();
-    let pb = output::bar(total, Unit::Bytes, quiet);
-    pb.set_message("reading");
-    let done = Arc::new(AtomicU64::new(0));
-    let on_bad = |b: &BadLine| pb.suspend(|| eprintln!("{b}"));
-    let result = std::thread::scope(|s| {
-        let watcher = {
-            let done = done.clone();
-            let pb = pb.clone();
-            s.spawn(move || {
-                while !pb.is_finished() {
-                    pb.set_position(done.load(Ordering::Relaxed));
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-            })
-        };
-        let r = stats::collect_files(&files, options, done.clone(), &on_bad);
-        pb.finish_and_clear();
-        let _ = watcher.join();
-        r
+    let result = output::with_byte_progress(total, "reading", quiet, |done, on_bad| {
+        stats::collect_files(&files, options, done, on_bad)
     })?;
     for (path, err) in &result.unreadable_files {
         eprintln!("{}: could not be read to the end: {err}", path.display());

@@ -1,12 +1,9 @@
 //! `stratus synth population` and `stratus synth multiply`.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use stratus_fhir::stats::BadLine;
 use stratus_fhir::{Compression, ReaderOptions};
 use stratus_synth::multiply::{self, MultiplyConfig};
 use stratus_synth::population::{self, PopulationConfig};
@@ -56,12 +53,8 @@ pub fn population(args: &PopulationArgs, quiet: bool) -> anyhow::Result<Outcome>
     let summary = population::generate(&config, &args.out, &|n| pb.inc(n))
         .with_context(|| format!("synthetic population into {}", args.out.display()))?;
     pb.finish_and_clear();
-    let total: u64 = summary.counts.values().sum();
     if !quiet {
-        for (t, n) in &summary.counts {
-            println!("{t:<24} {:>14}", thousands(*n));
-        }
-        println!("{:<24} {:>14}", "total", thousands(total));
+        let total = output::print_counts(&summary.counts);
         println!(
             "wrote {} resources for {} patients to {} in {:.1}s (MRNs: {})",
             thousands(total),
@@ -92,34 +85,14 @@ pub fn multiply(args: &MultiplyArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let planned = multiply::planned_input_bytes(&args.from, &config)?;
     prepare_out(&args.out, args.output.overwrite)?;
     let started = Instant::now();
-    let pb = output::bar(planned, Unit::Bytes, quiet);
-    pb.set_message("multiplying");
-    let done = Arc::new(AtomicU64::new(0));
-    let on_bad = |b: &BadLine| pb.suspend(|| eprintln!("{b}"));
-    let summary = std::thread::scope(|s| {
-        let watcher = {
-            let (done, pb) = (done.clone(), pb.clone());
-            s.spawn(move || {
-                while !pb.is_finished() {
-                    pb.set_position(done.load(Ordering::Relaxed));
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-            })
-        };
-        let r = multiply::multiply(&args.from, &args.out, &config, done.clone(), &on_bad);
-        pb.finish_and_clear();
-        let _ = watcher.join();
-        r
+    let summary = output::with_byte_progress(planned, "multiplying", quiet, |done, on_bad| {
+        multiply::multiply(&args.from, &args.out, &config, done, on_bad)
     })?;
     for f in &summary.skipped_files {
         tracing::info!("skipped {} (resource type unknown)", f.display());
     }
-    let total: u64 = summary.counts.values().sum();
     if !quiet {
-        for (t, n) in &summary.counts {
-            println!("{t:<24} {:>14}", thousands(*n));
-        }
-        println!("{:<24} {:>14}", "total", thousands(total));
+        let total = output::print_counts(&summary.counts);
         println!(
             "wrote {} resources ({} copies) in {} files to {} in {:.1}s; {} bad input line{} skipped",
             thousands(total),
