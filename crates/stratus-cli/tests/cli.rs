@@ -385,3 +385,36 @@ fn config_file_sets_defaults_and_the_command_line_wins() {
         r.stderr
     );
 }
+
+#[test]
+fn corrupt_gzip_and_binary_garbage_are_reported_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut broken = gz(&["{\"resourceType\":\"Patient\",\"id\":\"a\"}\n"
+        .repeat(50)
+        .as_str()]);
+    let cut = broken.len() / 2;
+    broken.truncate(cut);
+    std::fs::write(d.join("Patient.ndjson.gz"), broken).unwrap();
+    std::fs::write(
+        d.join("Condition.ndjson"),
+        [0u8, 159, 146, 150, b'\n', 255, 0],
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("Encounter.ndjson"),
+        "{\"resourceType\":\"Encounter\",\"id\":\"e\"}\n",
+    )
+    .unwrap();
+    let r = run(&["ndjson", "stats", "--json", p(d)]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["types"]["Encounter"]["resources"], 1);
+    assert_eq!(v["unreadable_files"].as_array().unwrap().len(), 1);
+    assert!(
+        r.stderr
+            .contains("Patient.ndjson.gz: could not be read to the end")
+    );
+    assert!(r.stderr.contains("Condition.ndjson:1: invalid JSON"));
+    assert!(r.stderr.contains("Condition.ndjson:2: invalid JSON"));
+}

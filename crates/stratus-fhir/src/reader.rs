@@ -278,6 +278,50 @@ mod tests {
         assert_eq!(got[1], (2, Some(b"tail".to_vec())));
     }
 
+    proptest::proptest! {
+        /// Whatever the lines and however the bytes arrive, every non-blank line comes back
+        /// whole, with the number an editor would show.
+        #[test]
+        fn lines_survive_any_chunking(
+            lines in proptest::collection::vec("[a-z{}\" \r]{0,40}", 0..30),
+            chunk in 1usize..17,
+        ) {
+            let text = lines.join("\n");
+            let reader = ChunkedReader { data: text.as_bytes().to_vec(), pos: 0, chunk };
+            let mut r = NdjsonReader::new(
+                std::io::BufReader::with_capacity(chunk, reader),
+                "mem",
+                ReaderOptions::default(),
+            );
+            let mut got = Vec::new();
+            while let Some(Line::Data { number, bytes }) = r.next_line().unwrap() {
+                got.push((number, String::from_utf8(bytes.to_vec()).unwrap()));
+            }
+            let expected: Vec<(u64, String)> = lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (i as u64 + 1, l.strip_suffix('\r').unwrap_or(l).to_owned()))
+                .filter(|(_, l)| !l.is_empty())
+                .collect();
+            proptest::prop_assert_eq!(got, expected);
+        }
+    }
+
+    struct ChunkedReader {
+        data: Vec<u8>,
+        pos: usize,
+        chunk: usize,
+    }
+
+    impl Read for ChunkedReader {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.chunk.min(buf.len()).min(self.data.len() - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
     #[test]
     fn reads_multi_member_gzip() {
         use flate2::Compression;

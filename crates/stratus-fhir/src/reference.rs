@@ -181,6 +181,41 @@ mod tests {
         assert_eq!(parse("Patient/a b"), Reference::Other("Patient/a b"));
     }
 
+    proptest::proptest! {
+        /// Replacing an id and parsing again gives the same form with the new id.
+        #[test]
+        fn with_id_round_trips(
+            t in proptest::sample::select(vec!["Patient", "Encounter", "Binary", "PractitionerRole"]),
+            id in "[A-Za-z0-9.-]{1,64}",
+            new in "[A-Za-z0-9.-]{1,64}",
+            base in proptest::option::of("https?://[a-z]{1,10}(/[a-z0-9]{1,5}){0,3}"),
+            version in proptest::option::of("[0-9]{1,3}"),
+        ) {
+            let mut s = match &base { Some(b) => format!("{b}/{t}/{id}"), None => format!("{t}/{id}") };
+            if let Some(v) = &version {
+                s.push_str(&format!("/_history/{v}"));
+            }
+            let parsed = parse(&s);
+            let rewritten = parsed.with_id(&new).unwrap();
+            let again = parse(&rewritten);
+            match (parsed, again) {
+                (Reference::Relative { resource_type: a, version: va, .. },
+                 Reference::Relative { resource_type: b, id, version: vb }) => {
+                    proptest::prop_assert!(base.is_none());
+                    proptest::prop_assert_eq!((a, va), (b, vb));
+                    proptest::prop_assert_eq!(id, new.as_str());
+                }
+                (Reference::Absolute { base: ba, resource_type: a, version: va, .. },
+                 Reference::Absolute { base: bb, resource_type: b, id, version: vb }) => {
+                    proptest::prop_assert_eq!(Some(ba), base.as_deref());
+                    proptest::prop_assert_eq!((ba, a, va), (bb, b, vb));
+                    proptest::prop_assert_eq!(id, new.as_str());
+                }
+                other => proptest::prop_assert!(false, "{:?} from {}", other, s),
+            }
+        }
+    }
+
     #[test]
     fn replaces_ids_keeping_the_form() {
         assert_eq!(
