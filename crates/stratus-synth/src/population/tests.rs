@@ -174,7 +174,11 @@ fn references_resolve_and_ids_are_valid() {
     let report = stratus_fhir::integrity::check(&files, ReaderOptions::default()).unwrap();
     assert_eq!(report.dangling, 0, "{:?}", report.examples);
     assert_eq!(report.external, 0, "every reference is relative");
-    assert!(report.checked > 10_000, "only {} references", report.checked);
+    assert!(
+        report.checked > 10_000,
+        "only {} references",
+        report.checked
+    );
 
     // Every type the issue asks for is there.
     for t in [
