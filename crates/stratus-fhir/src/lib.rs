@@ -6,6 +6,7 @@
 //! ([`sonic_rs::Value`]); there is no typed FHIR model on purpose (see ARCHITECTURE.md).
 
 pub mod bundle;
+pub mod date;
 pub mod elements;
 pub mod error;
 pub mod integrity;
