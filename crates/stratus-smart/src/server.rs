@@ -1,0 +1,738 @@
+//! The authorization server side of SMART Backend Services: registered clients and their
+//! public keys, the token endpoint's checks, and the access tokens it hands out.
+//!
+//! Every check of the assertion is done, in the order a client author can act on: form
+//! fields, header, issuer and client, key, signature, audience, expiry, replay, scopes.
+//! `jku` headers are refused: clients register a JWKS by value here, and fetching keys
+//! from URLs named in a request is not something a local test server should do.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+use base64::Engine;
+use jwt_simple::prelude::{
+    Duration as JwtDuration, ECDSAP384PublicKeyLike, ES384PublicKey, NoCustomClaims,
+    RS384PublicKey, RSAPublicKeyLike, Token, VerificationOptions,
+};
+use serde_json::{Value, json};
+
+use crate::keys::{self, Alg};
+use crate::scope::Scopes;
+
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// An OAuth error answer (RFC 6749 §5.2), with the HTTP status to send it with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    pub status: u16,
+    pub error: &'static str,
+    pub description: String,
+}
+
+impl OAuthError {
+    pub fn to_json(&self) -> Value {
+        json!({"error": self.error, "error_description": self.description})
+    }
+
+    fn client(description: impl Into<String>) -> Self {
+        OAuthError {
+            status: 401,
+            error: "invalid_client",
+            description: description.into(),
+        }
+    }
+
+    fn request(description: impl Into<String>) -> Self {
+        OAuthError {
+            status: 400,
+            error: "invalid_request",
+            description: description.into(),
+        }
+    }
+
+    fn scope(description: impl Into<String>) -> Self {
+        OAuthError {
+            status: 400,
+            error: "invalid_scope",
+            description: description.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error, self.description)
+    }
+}
+
+impl std::error::Error for OAuthError {}
+
+/// How the server issues tokens and judges assertions.
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    /// The exact `aud` an assertion must carry.
+    pub token_url: String,
+    /// `expires_in` of access tokens.
+    pub expires_in: Duration,
+    /// Fault injection: tokens really die after this, whatever `expires_in` said.
+    pub valid_for: Option<Duration>,
+    /// How far ahead an assertion's `exp` may be (SMART: 5 minutes).
+    pub max_assertion_lifetime: Duration,
+    /// Clock skew forgiven in either direction.
+    pub clock_tolerance: Duration,
+}
+
+impl AuthConfig {
+    pub fn new(token_url: impl Into<String>) -> Self {
+        AuthConfig {
+            token_url: token_url.into(),
+            expires_in: Duration::from_secs(300),
+            valid_for: None,
+            max_assertion_lifetime: Duration::from_secs(300),
+            clock_tolerance: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a valid bearer token carries.
+#[derive(Clone, Debug)]
+pub struct Grant {
+    pub client_id: String,
+    pub scopes: Scopes,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// The token endpoint's success answer.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub scope: String,
+}
+
+/// Why a request's bearer token was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BearerError {
+    #[error("no access token: send Authorization: Bearer <token> (get one at the token endpoint)")]
+    Missing,
+    #[error("the Authorization header is not 'Bearer <token>'")]
+    Malformed,
+    #[error("unknown access token")]
+    Unknown,
+    #[error("the access token has expired; get a new one")]
+    Expired,
+    #[error("the access token's scopes do not cover {needed}")]
+    InsufficientScope { needed: String },
+}
+
+impl BearerError {
+    pub fn status(&self) -> u16 {
+        match self {
+            BearerError::InsufficientScope { .. } => 403,
+            _ => 401,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error("the JWKS is not usable: {0}")]
+    BadJwks(String),
+    #[error("the JWKS has no RS384 or ES384 public key with a kid")]
+    NoUsableKey,
+    #[error("client '{0}' is already registered")]
+    Duplicate(String),
+    #[error("'{0}' is not a usable client id (1 to 256 visible characters)")]
+    BadClientId(String),
+}
+
+struct Client {
+    keys: Vec<Value>,
+    allowed: Scopes,
+}
+
+/// Registered clients, the replay cache and live tokens. Share it in an `Arc`.
+pub struct AuthServer {
+    config: AuthConfig,
+    clients: RwLock<HashMap<String, Client>>,
+    /// `(iss, jti)` → unix second after which the entry may be forgotten.
+    seen_jti: Mutex<HashMap<(String, String), u64>>,
+    tokens: Mutex<HashMap<String, Grant>>,
+}
+
+/// Unix seconds now.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    rand::fill(&mut b[..]);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn alg_of_jwk(k: &Value) -> Option<Alg> {
+    match (
+        k.get("kty").and_then(Value::as_str),
+        k.get("alg").and_then(Value::as_str),
+    ) {
+        (Some("RSA"), None | Some("RS384")) => Some(Alg::Rs384),
+        (Some("EC"), None | Some("ES384"))
+            if k.get("crv").and_then(Value::as_str) == Some("P-384") =>
+        {
+            Some(Alg::Es384)
+        }
+        _ => None,
+    }
+}
+
+impl AuthServer {
+    pub fn new(config: AuthConfig) -> Self {
+        AuthServer {
+            config,
+            clients: RwLock::new(HashMap::new()),
+            seen_jti: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
+    fn usable_keys(jwks: &Value) -> Result<Vec<Value>, RegisterError> {
+        let public = keys::public_jwks(jwks).map_err(|e| RegisterError::BadJwks(e.to_string()))?;
+        let keys: Vec<Value> = public["keys"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|k| k.get("kid").and_then(Value::as_str).is_some() && alg_of_jwk(k).is_some())
+            .collect();
+        // Each must import as a public key, so a bad one fails registration, not a token.
+        for k in &keys {
+            let text = serde_json::to_string(&strip_for_import(k))
+                .map_err(|e| RegisterError::BadJwks(e.to_string()))?;
+            let ok = match alg_of_jwk(k) {
+                Some(Alg::Rs384) => RS384PublicKey::from_jwk(&text).is_ok(),
+                Some(Alg::Es384) => ES384PublicKey::from_jwk(&text).is_ok(),
+                None => false,
+            };
+            if !ok {
+                return Err(RegisterError::BadJwks(format!(
+                    "key {} is not a valid public key",
+                    k.get("kid").and_then(Value::as_str).unwrap_or("?")
+                )));
+            }
+        }
+        if keys.is_empty() {
+            return Err(RegisterError::NoUsableKey);
+        }
+        Ok(keys)
+    }
+
+    /// Registers a client under `client_id` with its public JWKS (private members are
+    /// stripped) and the scopes it may be granted. Replaces an earlier registration.
+    pub fn register(
+        &self,
+        client_id: &str,
+        jwks: &Value,
+        allowed: Scopes,
+    ) -> Result<(), RegisterError> {
+        if client_id.is_empty()
+            || client_id.len() > 256
+            || client_id
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(RegisterError::BadClientId(client_id.to_owned()));
+        }
+        let keys = Self::usable_keys(jwks)?;
+        self.clients
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(client_id.to_owned(), Client { keys, allowed });
+        Ok(())
+    }
+
+    /// Registers a client under a new random id and returns the id.
+    pub fn register_new(&self, jwks: &Value, allowed: Scopes) -> Result<String, RegisterError> {
+        let id = random_hex(16);
+        self.register(&id, jwks, allowed)?;
+        Ok(id)
+    }
+
+    pub fn client_count(&self) -> usize {
+        self.clients.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// The token endpoint. `form` holds the decoded form fields; `now` is unix seconds.
+    pub fn token(
+        &self,
+        form: &HashMap<String, String>,
+        now: u64,
+    ) -> Result<TokenResponse, OAuthError> {
+        let field = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
+        match field("grant_type") {
+            Some("client_credentials") => {}
+            Some(other) => {
+                return Err(OAuthError {
+                    status: 400,
+                    error: "unsupported_grant_type",
+                    description: format!(
+                        "grant_type '{other}' is not supported; use client_credentials"
+                    ),
+                });
+            }
+            None => return Err(OAuthError::request("grant_type is missing")),
+        }
+        if field("client_assertion_type") != Some(JWT_BEARER) {
+            return Err(OAuthError::request(format!(
+                "client_assertion_type must be {JWT_BEARER}"
+            )));
+        }
+        let assertion = field("client_assertion")
+            .ok_or_else(|| OAuthError::request("client_assertion is missing"))?;
+        let requested = field("scope").ok_or_else(|| OAuthError::request("scope is missing"))?;
+
+        let (client_id, claims) = self.verify(assertion, now)?;
+        if let Some(cid) = field("client_id")
+            && cid != client_id
+        {
+            return Err(OAuthError::client(format!(
+                "client_id '{cid}' does not match the assertion's iss '{client_id}'"
+            )));
+        }
+        let _ = claims;
+
+        let requested = Scopes::parse(requested).map_err(|e| OAuthError::scope(e.to_string()))?;
+        let allowed = self
+            .clients
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&client_id)
+            .map(|c| c.allowed.clone())
+            .ok_or_else(|| OAuthError::client(format!("client '{client_id}' is not registered")))?;
+        let granted = allowed
+            .grant(&requested)
+            .map_err(|e| OAuthError::scope(e.to_string()))?;
+
+        let access_token = random_hex(32);
+        let live = self
+            .config
+            .valid_for
+            .unwrap_or(self.config.expires_in)
+            .as_secs();
+        let grant = Grant {
+            client_id,
+            scopes: granted.clone(),
+            expires_at: now + live,
+        };
+        let mut tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens.retain(|_, g| g.expires_at > now);
+        tokens.insert(access_token.clone(), grant);
+        Ok(TokenResponse {
+            access_token,
+            token_type: "bearer",
+            expires_in: self.config.expires_in.as_secs(),
+            scope: granted.to_string(),
+        })
+    }
+
+    /// Checks the assertion; returns the client id and the payload.
+    fn verify(&self, assertion: &str, now: u64) -> Result<(String, Value), OAuthError> {
+        let meta = Token::decode_metadata(assertion)
+            .map_err(|_| OAuthError::client("client_assertion is not a signed JWT"))?;
+        let alg: Alg = meta.algorithm().parse().map_err(|_| {
+            OAuthError::client(format!(
+                "assertion alg {} is not accepted; use RS384 or ES384",
+                meta.algorithm()
+            ))
+        })?;
+        let kid = meta
+            .key_id()
+            .ok_or_else(|| OAuthError::client("the assertion header has no kid"))?
+            .to_owned();
+        if meta.key_set_url().is_some() {
+            return Err(OAuthError::client(
+                "jku is not supported here: register the public JWKS itself and drop jku",
+            ));
+        }
+        // The payload, read before the signature is checked only to find the client.
+        let payload: Value = assertion
+            .split('.')
+            .nth(1)
+            .and_then(|p| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p.trim_end_matches('='))
+                    .ok()
+            })
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| OAuthError::client("the assertion payload is not JSON"))?;
+        let iss = payload
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or_else(|| OAuthError::client("the assertion has no iss"))?
+            .to_owned();
+        match payload.get("sub").and_then(Value::as_str) {
+            Some(sub) if sub == iss => {}
+            Some(sub) => {
+                return Err(OAuthError::client(format!(
+                    "assertion sub '{sub}' differs from iss '{iss}'"
+                )));
+            }
+            None => return Err(OAuthError::client("the assertion has no sub")),
+        }
+        let key = {
+            let clients = self.clients.read().unwrap_or_else(|p| p.into_inner());
+            let client = clients
+                .get(&iss)
+                .ok_or_else(|| OAuthError::client(format!("client '{iss}' is not registered")))?;
+            let matching: Vec<&Value> = client
+                .keys
+                .iter()
+                .filter(|k| k.get("kid").and_then(Value::as_str) == Some(kid.as_str()))
+                .filter(|k| {
+                    k.get("key_ops")
+                        .and_then(Value::as_array)
+                        .is_none_or(|ops| ops.iter().any(|o| o == "verify"))
+                })
+                .collect();
+            if matching.is_empty() {
+                return Err(OAuthError::client(format!(
+                    "no key with kid '{kid}' is registered for client '{iss}'"
+                )));
+            }
+            let fitting: Vec<&Value> = matching
+                .into_iter()
+                .filter(|k| alg_of_jwk(k) == Some(alg))
+                .collect();
+            match fitting.as_slice() {
+                [one] => (*one).clone(),
+                [] => {
+                    return Err(OAuthError::client(format!(
+                        "key '{kid}' of client '{iss}' is not a {} key ({} needs kty {})",
+                        alg.kty(),
+                        alg,
+                        alg.kty()
+                    )));
+                }
+                _ => {
+                    return Err(OAuthError::client(format!(
+                        "client '{iss}' has several keys with kid '{kid}'"
+                    )));
+                }
+            }
+        };
+        let tolerance = self.config.clock_tolerance.as_secs();
+        let options = VerificationOptions {
+            required_key_id: Some(kid.clone()),
+            time_tolerance: Some(JwtDuration::from_secs(tolerance)),
+            artificial_time: Some(JwtDuration::from_secs(now)),
+            allowed_issuers: Some(HashSet::from([iss.clone()])),
+            ..Default::default()
+        };
+        let text = serde_json::to_string(&strip_for_import(&key))
+            .map_err(|e| OAuthError::client(e.to_string()))?;
+        let verified = match alg {
+            Alg::Rs384 => RS384PublicKey::from_jwk(&text)
+                .and_then(|k| k.verify_token::<NoCustomClaims>(assertion, Some(options))),
+            Alg::Es384 => ES384PublicKey::from_jwk(&text)
+                .and_then(|k| k.verify_token::<NoCustomClaims>(assertion, Some(options))),
+        };
+        let claims = verified.map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("expired") {
+                OAuthError::client("the assertion has expired (exp is in the past)")
+            } else {
+                OAuthError::client(format!("assertion rejected: {msg}"))
+            }
+        })?;
+        let aud_ok = match payload.get("aud") {
+            Some(Value::String(a)) => *a == self.config.token_url,
+            Some(Value::Array(list)) => list
+                .iter()
+                .any(|a| a.as_str() == Some(&self.config.token_url)),
+            _ => false,
+        };
+        if !aud_ok {
+            return Err(OAuthError::client(format!(
+                "assertion aud {} is not the token URL '{}'",
+                payload
+                    .get("aud")
+                    .map(Value::to_string)
+                    .unwrap_or_else(|| "(missing)".into()),
+                self.config.token_url
+            )));
+        }
+        let exp = claims
+            .expires_at
+            .map(|e| e.as_secs())
+            .ok_or_else(|| OAuthError::client("the assertion has no exp"))?;
+        let max_ahead = self.config.max_assertion_lifetime.as_secs() + tolerance;
+        if exp > now + max_ahead {
+            return Err(OAuthError::client(format!(
+                "assertion expires {} s ahead; at most {} s allowed",
+                exp - now,
+                self.config.max_assertion_lifetime.as_secs()
+            )));
+        }
+        let jti = claims
+            .jwt_id
+            .clone()
+            .ok_or_else(|| OAuthError::client("the assertion has no jti"))?;
+        let mut seen = self.seen_jti.lock().unwrap_or_else(|p| p.into_inner());
+        seen.retain(|_, forget_after| *forget_after >= now);
+        if seen
+            .insert((iss.clone(), jti.clone()), exp + tolerance)
+            .is_some()
+        {
+            return Err(OAuthError::client(format!(
+                "jti '{jti}' already used: sign a new assertion for every token request"
+            )));
+        }
+        Ok((iss, payload))
+    }
+
+    /// Checks an `Authorization` header value.
+    pub fn check_bearer(
+        &self,
+        authorization: Option<&str>,
+        now: u64,
+    ) -> Result<Grant, BearerError> {
+        let header = authorization.ok_or(BearerError::Missing)?;
+        let (scheme, token) = header
+            .trim()
+            .split_once(' ')
+            .ok_or(BearerError::Malformed)?;
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err(BearerError::Malformed);
+        }
+        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let grant = tokens.get(token.trim()).ok_or(BearerError::Unknown)?;
+        if grant.expires_at <= now {
+            return Err(BearerError::Expired);
+        }
+        Ok(grant.clone())
+    }
+
+    /// Forgets every token.
+    pub fn revoke_all(&self) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
+/// jwt-simple's strict import refuses members it does not know how to honour for a public
+/// key; keep the ones that define it.
+fn strip_for_import(k: &Value) -> Value {
+    let mut v = k.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("ext");
+        o.remove("key_ops");
+        o.remove("use");
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SigningKey;
+    use jwt_simple::prelude::*;
+    use std::sync::OnceLock;
+
+    const URL: &str = "http://127.0.0.1:9444/auth/token";
+
+    fn rsa() -> &'static SigningKey {
+        static K: OnceLock<SigningKey> = OnceLock::new();
+        K.get_or_init(|| SigningKey::generate(keys::Alg::Rs384, 2048).unwrap())
+    }
+
+    fn server(key: &SigningKey) -> AuthServer {
+        let s = AuthServer::new(AuthConfig::new(URL));
+        s.register("app", &key.to_jwks(), Scopes::all_read())
+            .unwrap();
+        s.register(
+            "narrow",
+            &key.public_jwks(),
+            Scopes::parse("system/Patient.rs").unwrap(),
+        )
+        .unwrap();
+        s
+    }
+
+    fn form(assertion: &str, scope: &str) -> HashMap<String, String> {
+        HashMap::from([
+            ("grant_type".into(), "client_credentials".into()),
+            ("client_assertion_type".into(), JWT_BEARER.into()),
+            ("client_assertion".into(), assertion.into()),
+            ("scope".into(), scope.into()),
+        ])
+    }
+
+    fn sign(key: &SigningKey, iss: &str) -> String {
+        crate::assertion::sign(key, iss, URL, std::time::Duration::from_secs(300), None).unwrap()
+    }
+
+    #[test]
+    fn happy_path_for_both_algorithms() {
+        for key in [
+            SigningKey::generate(keys::Alg::Es384, 0).unwrap(),
+            rsa().clone(),
+        ] {
+            let s = server(&key);
+            let now = now_unix();
+            let t = s
+                .token(&form(&sign(&key, "app"), "system/*.rs"), now)
+                .unwrap();
+            assert_eq!(t.expires_in, 300);
+            assert_eq!(t.scope, "system/*.rs");
+            let g = s
+                .check_bearer(Some(&format!("Bearer {}", t.access_token)), now)
+                .unwrap();
+            assert_eq!(g.client_id, "app");
+            assert!(g.scopes.can_read("Observation"));
+            let v1 = s
+                .token(&form(&sign(&key, "app"), "system/*.read"), now)
+                .unwrap();
+            assert_eq!(v1.scope, "system/*.read");
+        }
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let key = SigningKey::generate(keys::Alg::Es384, 0).unwrap();
+        let s = server(&key);
+        let now = now_unix();
+        let err = |f: HashMap<String, String>, at: u64| s.token(&f, at).unwrap_err();
+
+        let a = sign(&key, "app");
+        s.token(&form(&a, "system/*.rs"), now).unwrap();
+        let e = err(form(&a, "system/*.rs"), now);
+        assert_eq!((e.status, e.error), (401, "invalid_client"));
+        assert!(e.description.contains("already used"), "{e}");
+
+        let e = err(form(&sign(&key, "app"), "system/*.rs"), now + 400);
+        assert!(e.description.contains("expired"), "{e}");
+
+        let e = err(form(&sign(&key, "stranger"), "system/*.rs"), now);
+        assert!(e.description.contains("not registered"), "{e}");
+
+        let wrong_aud = crate::assertion::sign(
+            &key,
+            "app",
+            "http://other/token",
+            std::time::Duration::from_secs(60),
+            None,
+        )
+        .unwrap();
+        let e = err(form(&wrong_aud, "system/*.rs"), now);
+        assert!(e.description.contains("aud"), "{e}");
+
+        // exp too far ahead, iss != sub: built by hand.
+        let kp = ES384KeyPair::from_jwk(
+            &serde_json::to_string(&strip_for_import(&key.private_jwk())).unwrap(),
+        )
+        .unwrap()
+        .with_key_id(key.kid());
+        let far = Claims::create(JwtDuration::from_secs(3600))
+            .with_issuer("app")
+            .with_subject("app")
+            .with_audience(URL)
+            .with_jwt_id("j1");
+        let e = err(form(&kp.sign(far).unwrap(), "system/*.rs"), now);
+        assert!(e.description.contains("at most 300"), "{e}");
+        let sub = Claims::create(JwtDuration::from_secs(60))
+            .with_issuer("app")
+            .with_subject("other")
+            .with_audience(URL)
+            .with_jwt_id("j2");
+        let e = err(form(&kp.sign(sub).unwrap(), "system/*.rs"), now);
+        assert!(e.description.contains("sub"), "{e}");
+
+        // Wrong kid; RS384 signature under a kid registered as an EC key.
+        let other = SigningKey::generate(keys::Alg::Es384, 0).unwrap();
+        let e = err(form(&sign(&other, "app"), "system/*.rs"), now);
+        assert!(e.description.contains("no key with kid"), "{e}");
+        let mut rs = rsa().clone();
+        rs.set_kid(key.kid());
+        let e = err(form(&sign(&rs, "app"), "system/*.rs"), now);
+        assert!(
+            e.description.contains("not a RSA key") || e.description.contains("kty"),
+            "{e}"
+        );
+
+        // Tampered signature.
+        let mut t = sign(&key, "app");
+        t.pop();
+        t.push(if t.ends_with('A') { 'B' } else { 'A' });
+        let e = err(form(&t, "system/*.rs"), now);
+        assert_eq!(e.error, "invalid_client");
+
+        // Form problems and scopes.
+        let mut f = form(&sign(&key, "app"), "system/*.rs");
+        f.insert("grant_type".into(), "password".into());
+        assert_eq!(err(f, now).error, "unsupported_grant_type");
+        let mut f = form(&sign(&key, "app"), "system/*.rs");
+        f.remove("scope");
+        assert_eq!(err(f, now).error, "invalid_request");
+        assert_eq!(
+            err(form(&sign(&key, "narrow"), "system/Observation.rs"), now).error,
+            "invalid_scope"
+        );
+        assert_eq!(
+            err(form(&sign(&key, "app"), "system/*.bogus"), now).error,
+            "invalid_scope"
+        );
+        let g = s
+            .token(&form(&sign(&key, "narrow"), "system/*.rs"), now)
+            .unwrap();
+        assert_eq!(g.scope, "system/Patient.rs");
+    }
+
+    #[test]
+    fn bearer_checks_and_early_expiry() {
+        let key = SigningKey::generate(keys::Alg::Es384, 0).unwrap();
+        let mut cfg = AuthConfig::new(URL);
+        cfg.valid_for = Some(std::time::Duration::from_secs(5));
+        let s = AuthServer::new(cfg);
+        s.register("app", &key.public_jwks(), Scopes::all_read())
+            .unwrap();
+        let now = now_unix();
+        let t = s
+            .token(&form(&sign(&key, "app"), "system/*.rs"), now)
+            .unwrap();
+        assert_eq!(t.expires_in, 300, "advertised as usual");
+        let h = format!("bearer {}", t.access_token);
+        assert!(s.check_bearer(Some(&h), now + 4).is_ok());
+        assert!(matches!(
+            s.check_bearer(Some(&h), now + 6),
+            Err(BearerError::Expired)
+        ));
+        assert!(matches!(
+            s.check_bearer(None, now),
+            Err(BearerError::Missing)
+        ));
+        assert!(matches!(
+            s.check_bearer(Some("Basic x"), now),
+            Err(BearerError::Malformed)
+        ));
+        assert!(matches!(
+            s.check_bearer(Some("Bearer nope"), now),
+            Err(BearerError::Unknown)
+        ));
+        assert!(matches!(
+            s.register("x", &json!({"keys": []}), Scopes::all_read()),
+            Err(RegisterError::NoUsableKey)
+        ));
+    }
+}
