@@ -1,0 +1,199 @@
+//! The SMART Backend Services endpoints: token (client credentials with a signed JWT
+//! assertion) and dynamic registration of a public JWKS. The checks themselves live in
+//! `stratus_smart::server`; this module speaks HTTP for them.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use stratus_smart::scope::Scopes;
+use stratus_smart::server::OAuthError;
+
+use crate::app::Shared;
+
+fn oauth_json(status: StatusCode, body: &serde_json::Value) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn oauth_error(e: &OAuthError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    tracing::info!(target: "stratus::auth", "token refused: {}: {}", e.error, e.description);
+    oauth_json(status, &e.to_json())
+}
+
+fn simple_error(
+    status: StatusCode,
+    error: &'static str,
+    description: impl Into<String>,
+) -> Response {
+    oauth_error(&OAuthError {
+        status: status.as_u16(),
+        error,
+        description: description.into(),
+    })
+}
+
+async fn read_body(state: &Shared, body: Body) -> Result<axum::body::Bytes, Response> {
+    axum::body::to_bytes(body, state.config.max_body_bytes)
+        .await
+        .map_err(|_| {
+            simple_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                format!("request body over {} bytes", state.config.max_body_bytes),
+            )
+        })
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+/// `POST /auth/token`.
+pub async fn token(State(state): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    let Some(auth) = state.auth.clone() else {
+        return simple_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "this server runs without authorization (--open): no token is needed",
+        );
+    };
+    if !content_type(&headers).starts_with("application/x-www-form-urlencoded") {
+        return simple_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the token request must be application/x-www-form-urlencoded",
+        );
+    }
+    let bytes = match read_body(&state, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&bytes).into_owned().collect();
+    let now = stratus_smart::server::now_unix();
+    match tokio::task::spawn_blocking(move || auth.token(&form, now)).await {
+        Ok(Ok(t)) => {
+            tracing::info!(target: "stratus::auth", "token issued, scope '{}'", t.scope);
+            oauth_json(
+                StatusCode::OK,
+                &serde_json::to_value(&t).unwrap_or_default(),
+            )
+        }
+        Ok(Err(e)) => oauth_error(&e),
+        Err(e) => simple_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            e.to_string(),
+        ),
+    }
+}
+
+/// `POST /auth/register`: RFC 7591-style registration of a client by its public JWKS.
+///
+/// Takes JSON (`{"jwks": {...}, "scope": "system/*.rs"}`) or a form (`jwks=<JSON>`, the
+/// bulk-data-server convention). `jwks_uri` is refused: the server would have to fetch keys
+/// from the network, which a local test bed should not do.
+pub async fn register(State(state): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    let Some(auth) = state.auth.clone() else {
+        return simple_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "this server runs without authorization (--open): nothing to register",
+        );
+    };
+    if !state.config.registration {
+        return simple_error(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            "registration is switched off on this server (--no-registration)",
+        );
+    }
+    let bytes = match read_body(&state, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let ct = content_type(&headers);
+    let (jwks, scope) = if ct.starts_with("application/x-www-form-urlencoded") {
+        let form: HashMap<String, String> =
+            url::form_urlencoded::parse(&bytes).into_owned().collect();
+        if form.contains_key("jwks_url") || form.contains_key("jwks_uri") {
+            return jwks_uri_refused();
+        }
+        let Some(text) = form.get("jwks") else {
+            return metadata_error("the form has no jwks field");
+        };
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(v) => (v, form.get("scope").cloned()),
+            Err(e) => return metadata_error(format!("jwks is not JSON: {e}")),
+        }
+    } else {
+        let v: serde_json::Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => return metadata_error(format!("the body is not JSON: {e}")),
+        };
+        if v.get("jwks_uri").is_some() {
+            return jwks_uri_refused();
+        }
+        let jwks = match v.get("jwks") {
+            Some(serde_json::Value::String(s)) => match serde_json::from_str(s) {
+                Ok(j) => j,
+                Err(e) => return metadata_error(format!("jwks is not JSON: {e}")),
+            },
+            Some(j) => j.clone(),
+            None => return metadata_error("the body has no jwks member"),
+        };
+        (
+            jwks,
+            v.get("scope").and_then(|s| s.as_str()).map(str::to_owned),
+        )
+    };
+    let allowed = match scope.as_deref().map(Scopes::parse) {
+        None => Scopes::all_read(),
+        Some(Ok(s)) => s,
+        Some(Err(e)) => return metadata_error(e.to_string()),
+    };
+    match auth.register_new(&jwks, allowed.clone()) {
+        Ok(client_id) => {
+            tracing::info!(target: "stratus::auth", "registered client {client_id}");
+            oauth_json(
+                StatusCode::CREATED,
+                &serde_json::json!({
+                    "client_id": client_id,
+                    "client_id_issued_at": stratus_smart::server::now_unix(),
+                    "token_endpoint_auth_method": "private_key_jwt",
+                    "grant_types": ["client_credentials"],
+                    "scope": allowed.to_string(),
+                }),
+            )
+        }
+        Err(e) => metadata_error(e.to_string()),
+    }
+}
+
+fn jwks_uri_refused() -> Response {
+    metadata_error(
+        "registration by jwks_uri is not supported here; send the public JWKS itself as jwks",
+    )
+}
+
+fn metadata_error(description: impl Into<String>) -> Response {
+    simple_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_client_metadata",
+        description,
+    )
+}
