@@ -51,6 +51,33 @@ pub enum Command {
     /// Inspect folders of FHIR NDJSON.
     #[command(subcommand)]
     Ndjson(NdjsonCommand),
+    /// Make and inspect the keys a SMART Backend Services client signs with.
+    #[command(subcommand)]
+    Keys(crate::commands::keys::KeysCommand),
+    /// Serve a folder of FHIR NDJSON as a Bulk Data + FHIR REST server with SMART auth.
+    ///
+    /// A local stand-in for an EHR to rehearse exports and crawls against, and the test bed
+    /// of every Stratus client. It serves, under http://HOST:PORT/fhir:
+    ///
+    ///   $export at system, Patient/ and Group/[id]/ level (GET, or POST Parameters), with
+    ///   _type, _since, _until, _typeFilter, _elements, patient and _outputFormat; status
+    ///   polling with X-Progress; manifests; DELETE to cancel; gzip downloads.
+    ///
+    ///   read ([type]/[id]), search ([type]?params, paged with next links), Binary/[id] as
+    ///   raw bytes, metadata (a CapabilityStatement listing every search parameter).
+    ///
+    ///   SMART Backend Services: /fhir/.well-known/smart-configuration, a token endpoint at
+    ///   /auth/token that checks signed assertions (RS384, ES384) fully, and registration at
+    ///   /auth/register. Every FHIR request then needs a bearer token; --open turns that off.
+    ///
+    /// Faults for client tests (latency, 429/500/503, transient status errors, cut or slow
+    /// downloads, expired files, tokens that die early, a rate limit) are seeded and set by
+    /// the --fault-* flags or a TOML file (--faults). Each request is logged on one line.
+    ///
+    /// Example: stratus keys generate --out client.jwks && stratus keys public client.jwks > public.jwks
+    ///          stratus serve --data ../shared/data/synthea-r4-100 --client my-app=public.jwks
+    #[command(verbatim_doc_comment)]
+    Serve(Box<ServeArgs>),
     /// Run the whole chain on built-in defaults and show where everything went.
     ///
     /// Today: generate a synthetic population and summarise it. Each new Stratus capability
@@ -161,6 +188,171 @@ pub struct StatsArgs {
     pub check_references: bool,
     #[command(flatten)]
     pub read: ReadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Folder (or file) of FHIR NDJSON to serve, plain or gzipped, any layout.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Address to listen on. Keep the default unless other machines must reach it.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on; 0 picks a free one (printed at start).
+    #[arg(long, default_value_t = 9444)]
+    pub port: u16,
+    /// URL clients reach the server at, if not http://HOST:PORT (behind a proxy).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Where the server keeps its copy of the data and export files (default: a temporary
+    /// folder removed at exit). Needs about the uncompressed size of the data.
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// No authorization: every request is served without a token.
+    #[arg(long)]
+    pub open: bool,
+    /// Register a client: its id and a file holding its public JWKS (a JWKS with private
+    /// keys is accepted; only the public parts are kept). Repeat for more clients.
+    #[arg(long = "client", value_name = "ID=JWKS", value_parser = parse_pair)]
+    pub clients: Vec<(String, PathBuf)>,
+    /// Limit a client's scopes, e.g. "my-app=system/Patient.rs system/Observation.rs"
+    /// (default: system/*.rs). Repeat per client.
+    #[arg(long = "client-scopes", value_name = "ID=SCOPES", value_parser = parse_pair_str)]
+    pub client_scopes: Vec<(String, String)>,
+    /// Refuse new clients at /auth/register (only --client ones may connect).
+    #[arg(long)]
+    pub no_registration: bool,
+    /// Add a Group for Group-level export from a file of patient ids (one per line,
+    /// "Patient/" optional). Groups in the data are served too. Repeat for more.
+    #[arg(long = "group", value_name = "ID=FILE", value_parser = parse_pair)]
+    pub groups: Vec<(String, PathBuf)>,
+    /// Resources to report as deleted: lines of "Type/id [instant]", or NDJSON deletion
+    /// Bundles. They vanish from reads, searches and exports, and _since exports list them
+    /// in "deleted".
+    #[arg(long, value_name = "FILE")]
+    pub deletions: Option<PathBuf>,
+    /// Export files hold at most this many resources; more spill into the next file.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub resources_per_file: u64,
+    /// How long export files stay downloadable after the export completes (30s, 10m, 2h).
+    #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = parse_duration)]
+    pub file_ttl: std::time::Duration,
+    /// Search page size when the client sends no _count.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub page_size: usize,
+    /// Largest _count honoured.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub max_page_size: usize,
+    /// Largest request body accepted (suffixes K, M).
+    #[arg(long, default_value = "1M", value_name = "SIZE", value_parser = parse_size)]
+    pub max_body: usize,
+    /// Exports that may run at once; more kick-offs answer 429.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub max_exports: usize,
+    /// expires_in of access tokens (at most 5m, as SMART recommends).
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_duration)]
+    pub token_lifetime: std::time::Duration,
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
+
+/// Fault injection. Rates are shares of requests between 0 and 1.
+#[derive(Debug, Args, Default)]
+#[command(next_help_heading = "Fault injection")]
+pub struct FaultArgs {
+    /// TOML file of fault settings (keys: seed, latency-ms = [min, max], rate-429,
+    /// rate-500, rate-503, retry-after, transient-polls, truncate-rate,
+    /// slow-bytes-per-sec, expire-rate, token-valid-secs, rate-limit). Flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub faults: Option<PathBuf>,
+    /// Seed for every random fault decision.
+    #[arg(long, value_name = "N")]
+    pub fault_seed: Option<u64>,
+    /// Delay every answer: MS, or MIN..MAX for a uniform spread.
+    #[arg(long, value_name = "MS[..MS]", value_parser = parse_latency)]
+    pub fault_latency: Option<[u64; 2]>,
+    /// Share of requests answered 429 Too Many Requests with Retry-After.
+    #[arg(long = "fault-429", value_name = "RATE")]
+    pub fault_429: Option<f64>,
+    /// Share of requests answered 500.
+    #[arg(long = "fault-500", value_name = "RATE")]
+    pub fault_500: Option<f64>,
+    /// Share of requests answered 503 with Retry-After.
+    #[arg(long = "fault-503", value_name = "RATE")]
+    pub fault_503: Option<f64>,
+    /// Retry-After seconds on injected 429 and 503 answers.
+    #[arg(long, value_name = "SECS")]
+    pub fault_retry_after: Option<u64>,
+    /// The first N status polls of every export answer 500 "transient".
+    #[arg(long, value_name = "N")]
+    pub fault_transient_polls: Option<u32>,
+    /// Share of file downloads cut off halfway.
+    #[arg(long, value_name = "RATE")]
+    pub fault_truncate: Option<f64>,
+    /// Throttle file downloads to this many bytes per second (suffixes K, M).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub fault_slow: Option<usize>,
+    /// Share of file downloads answered 410 Gone, as if expired.
+    #[arg(long, value_name = "RATE")]
+    pub fault_expire: Option<f64>,
+    /// Tokens stop working after this many seconds, whatever expires_in said.
+    #[arg(long, value_name = "SECS")]
+    pub fault_token_valid: Option<u64>,
+    /// Requests per second allowed per client (by token); more answer 429.
+    #[arg(long, value_name = "PER_SEC")]
+    pub rate_limit: Option<f64>,
+}
+
+/// Parses `ID=VALUE` into an id and a path.
+fn parse_pair(s: &str) -> Result<(String, PathBuf), String> {
+    parse_pair_str(s).map(|(k, v)| (k, PathBuf::from(v)))
+}
+
+fn parse_pair_str(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
+            Ok((k.trim().to_owned(), v.trim().to_owned()))
+        }
+        _ => Err(format!("'{s}' is not ID=VALUE")),
+    }
+}
+
+/// Parses `90`, `90s`, `10m`, `2h`, `1d`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (digits, mult) = match s.chars().last() {
+        Some('s') => (&s[..s.len() - 1], 1),
+        Some('m') => (&s[..s.len() - 1], 60),
+        Some('h') => (&s[..s.len() - 1], 3600),
+        Some('d') => (&s[..s.len() - 1], 86_400),
+        _ => (s, 1),
+    };
+    digits
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|n| std::time::Duration::from_secs(n * mult))
+        .ok_or_else(|| format!("'{s}' is not a duration (examples: 90, 30s, 10m, 2h)"))
+}
+
+fn parse_latency(s: &str) -> Result<[u64; 2], String> {
+    let bad = || format!("'{s}' is not MS or MIN..MAX (examples: 100, 50..300)");
+    match s.split_once("..") {
+        Some((a, b)) => {
+            let (a, b) = (
+                a.trim().parse().map_err(|_| bad())?,
+                b.trim().parse().map_err(|_| bad())?,
+            );
+            if a > b {
+                return Err(bad());
+            }
+            Ok([a, b])
+        }
+        None => {
+            let v = s.trim().parse().map_err(|_| bad())?;
+            Ok([v, v])
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -55,7 +55,8 @@ fn init_tracing(verbose: u8, quiet: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn",
+        // The server's access and auth lines are its output, so they show by default.
+        (false, 0) => "warn,stratus::access=info,stratus::auth=info",
         (false, 1) => "info",
         (false, 2) => "debug",
         (false, _) => "trace",
@@ -64,6 +65,7 @@ fn init_tracing(verbose: u8, quiet: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .without_time()
         .init();

@@ -1,7 +1,9 @@
 //! One module per top-level command.
 
 mod demo;
+pub mod keys;
 mod ndjson;
+mod serve;
 mod synth;
 
 use crate::cli::{Cli, Command, NdjsonCommand, SynthCommand};
@@ -14,6 +16,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Synth(SynthCommand::Population(args)) => synth::population(&args, quiet),
         Command::Synth(SynthCommand::Multiply(args)) => synth::multiply(&args, quiet),
         Command::Ndjson(NdjsonCommand::Stats(args)) => ndjson::stats(&args, quiet),
+        Command::Keys(cmd) => keys::run(&cmd),
+        Command::Serve(args) => serve::run(&args, quiet),
         Command::Demo(args) => demo::run(&args, quiet),
     }
 }

@@ -1,0 +1,254 @@
+//! `stratus keys` and `stratus serve` as a new user runs them: keys made by the CLI, a
+//! server started by the CLI, and a real SMART token flow over HTTP against it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use stratus_smart::keys::SigningKey;
+
+fn synthea() -> PathBuf {
+    if let Ok(p) = std::env::var("STRATUS_SYNTHEA_DIR") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/synthea-r4-100")
+}
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_stratus"))
+}
+
+fn stratus(args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .args(args)
+        .env_remove("STRATUS_CONFIG")
+        .env_remove("STRATUS_LOG")
+        .output()
+        .unwrap()
+}
+
+/// A `stratus serve` child process, killed on drop.
+struct Served {
+    child: Child,
+    base: String,
+    stdout: Vec<String>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(args: &[&str]) -> Served {
+    let mut child = Command::new(bin())
+        .arg("serve")
+        .args(["--port", "0"])
+        .args(args)
+        .env_remove("STRATUS_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push(line.clone());
+        if let Some(url) = line.strip_prefix("FHIR base URL: ") {
+            // Keep draining stdout in the background so the server never blocks on it.
+            std::thread::spawn(move || for _ in lines {});
+            return Served {
+                child,
+                base: url.trim().to_owned(),
+                stdout: seen,
+            };
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("stratus serve printed no base URL: {seen:?}");
+}
+
+#[test]
+fn keys_generate_public_convert() {
+    let tmp = tempfile::tempdir().unwrap();
+    let jwks = tmp.path().join("client.jwks");
+    let j = jwks.to_str().unwrap();
+    let out = stratus(&["keys", "generate", "--alg", "ES384", "--out", j]);
+    assert!(out.status.success(), "{out:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&jwks).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let v: Value = serde_json::from_slice(&std::fs::read(&jwks).unwrap()).unwrap();
+    let keys = v["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0]["kid"], keys[1]["kid"]);
+    assert!(keys.iter().any(|k| k.get("d").is_some()));
+
+    // Refuses to overwrite a key without --force; says so naming the file.
+    let again = stratus(&["keys", "generate", "--out", j]);
+    assert_eq!(again.status.code(), Some(1));
+    let err = String::from_utf8(again.stderr).unwrap();
+    assert!(
+        err.contains("client.jwks") && err.contains("--force"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let public = stratus(&["keys", "public", j]);
+    assert!(public.status.success());
+    let p: Value = serde_json::from_slice(&public.stdout).unwrap();
+    assert_eq!(p["keys"].as_array().unwrap().len(), 1);
+    assert!(p["keys"][0].get("d").is_none());
+    assert_eq!(p["keys"][0]["key_ops"][0], "verify");
+
+    // A PEM private key converts to the same shape; the kid is stable.
+    let key = SigningKey::load(&jwks, None).unwrap();
+    let pem = tmp.path().join("key.pem");
+    let pem_text = stratus_pem(&key);
+    std::fs::write(&pem, pem_text).unwrap();
+    let a = stratus(&["keys", "convert", pem.to_str().unwrap()]);
+    let b = stratus(&["keys", "convert", pem.to_str().unwrap()]);
+    assert!(a.status.success(), "{a:?}");
+    assert_eq!(a.stdout, b.stdout);
+    let c: Value = serde_json::from_slice(&a.stdout).unwrap();
+    assert_eq!(c["keys"][0]["x"], p["keys"][0]["x"]);
+
+    // Not a key: one line naming the file.
+    let bad = tmp.path().join("notes.txt");
+    std::fs::write(&bad, "hello").unwrap();
+    let out = stratus(&["keys", "convert", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("notes.txt"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// The PKCS#8 PEM of an ES384 key, through the same library the server uses.
+fn stratus_pem(key: &SigningKey) -> String {
+    use jwt_simple::prelude::ES384KeyPair;
+    let mut jwk = key.private_jwk();
+    for m in ["ext", "key_ops", "use"] {
+        jwk.as_object_mut().unwrap().remove(m);
+    }
+    ES384KeyPair::from_jwk(&jwk.to_string())
+        .unwrap()
+        .to_pem()
+        .unwrap()
+}
+
+#[test]
+fn serve_with_a_client_made_by_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let private = tmp.path().join("client.jwks");
+    let public = tmp.path().join("public.jwks");
+    assert!(
+        stratus(&[
+            "keys",
+            "generate",
+            "--alg",
+            "RS384",
+            "--out",
+            private.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    let out = stratus(&["keys", "public", private.to_str().unwrap()]);
+    std::fs::write(&public, out.stdout).unwrap();
+    let data = synthea();
+    let s = serve(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--client",
+        &format!("site={}", public.display()),
+    ]);
+    assert!(s.stdout[0].contains("38,472 resources"), "{:?}", s.stdout);
+    let c = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let conf: Value = c
+        .get(format!("{}/.well-known/smart-configuration", s.base))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token_url = conf["token_endpoint"].as_str().unwrap();
+    let key = SigningKey::load(&private, None).unwrap();
+    let assertion =
+        stratus_smart::assertion::sign(&key, "site", token_url, Duration::from_secs(300), None)
+            .unwrap();
+    let t: Value = c
+        .post(token_url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "system/*.rs"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion.as_str()),
+        ])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token = t["access_token"].as_str().expect("a token");
+    let r = c
+        .get(format!("{}/Patient?_count=2", s.base))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let b: Value = c
+        .get(format!("{}/Patient?_count=2", s.base))
+        .bearer_auth(token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(b["entry"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn serve_refuses_bad_setups_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = stratus(&["serve", "--data", tmp.path().to_str().unwrap(), "--open"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("no FHIR NDJSON files"), "{err}");
+    let faults = tmp.path().join("faults.toml");
+    std::fs::write(&faults, "rate-500 = 2.0\n").unwrap();
+    let data = synthea();
+    let out = stratus(&[
+        "serve",
+        "--data",
+        data.to_str().unwrap(),
+        "--open",
+        "--faults",
+        faults.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("rate-500"), "{err}");
+    std::fs::write(&faults, "nope = 1\n").unwrap();
+    let out = stratus(&[
+        "serve",
+        "--data",
+        data.to_str().unwrap(),
+        "--open",
+        "--faults",
+        faults.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("faults.toml") && err.contains("nope"), "{err}");
+}
