@@ -7,6 +7,8 @@ import sys
 
 class Handler(http.server.SimpleHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # As stratus serve does: no waiting for delayed ACKs on kept-alive connections.
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass

@@ -128,13 +128,16 @@ impl FaultState {
 type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
 /// Wraps a download: stops with an error after `cut_after` bytes (the client sees a
-/// connection closed early), and paces to `bytes_per_sec`.
+/// connection closed early), and paces to `bytes_per_sec` by holding each chunk until
+/// its last byte is due, so even a client that stops reading at `Content-Length` sees
+/// the pace.
 pub struct FaultyStream {
     inner: ByteStream,
     cut_after: Option<u64>,
     sent: u64,
     bytes_per_sec: Option<u64>,
     start: Instant,
+    held: Option<Bytes>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
@@ -146,6 +149,7 @@ impl FaultyStream {
             sent: 0,
             bytes_per_sec,
             start: Instant::now(),
+            held: None,
             sleep: None,
         }
     }
@@ -160,6 +164,10 @@ impl Stream for FaultyStream {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(()) => self.sleep = None,
             }
+        }
+        if let Some(chunk) = self.held.take() {
+            self.sent += chunk.len() as u64;
+            return Poll::Ready(Some(Ok(chunk)));
         }
         if let Some(limit) = self.cut_after
             && self.sent >= limit
@@ -176,14 +184,28 @@ impl Stream for FaultyStream {
                         chunk.truncate(room);
                     }
                 }
-                self.sent += chunk.len() as u64;
                 if let Some(rate) = self.bytes_per_sec {
-                    let due = Duration::from_secs_f64(self.sent as f64 / rate as f64);
+                    let due = Duration::from_secs_f64(
+                        (self.sent + chunk.len() as u64) as f64 / rate as f64,
+                    );
                     let elapsed = self.start.elapsed();
                     if due > elapsed {
-                        self.sleep = Some(Box::pin(tokio::time::sleep(due - elapsed)));
+                        self.held = Some(chunk);
+                        let mut sleep = Box::pin(tokio::time::sleep(due - elapsed));
+                        return match sleep.as_mut().poll(cx) {
+                            Poll::Pending => {
+                                self.sleep = Some(sleep);
+                                Poll::Pending
+                            }
+                            Poll::Ready(()) => {
+                                let chunk = self.held.take().unwrap_or_default();
+                                self.sent += chunk.len() as u64;
+                                Poll::Ready(Some(Ok(chunk)))
+                            }
+                        };
                     }
                 }
+                self.sent += chunk.len() as u64;
                 Poll::Ready(Some(Ok(chunk)))
             }
             other => other,

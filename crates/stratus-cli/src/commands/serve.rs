@@ -35,7 +35,8 @@ pub fn run(args: &ServeArgs, quiet: bool) -> anyhow::Result<Outcome> {
     if s.bad_lines > 0 || s.duplicates > 0 {
         writeln!(
             out,
-            "  skipped {} bad lines and {} duplicate ids (see the warnings above)",
+            "  skipped {} bad lines (reported above) and {} resources whose Type/id was already \
+             loaded (-vv lists them); the first of each is served",
             s.bad_lines, s.duplicates
         )?;
     }
