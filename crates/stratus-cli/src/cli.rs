@@ -80,8 +80,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Run the whole chain on built-in defaults and show where everything went.
     ///
-    /// Today: generate a synthetic population and summarise it. Each new Stratus capability
-    /// joins the demo as it lands.
+    /// Today: generate a synthetic population, summarise it, and load it into the Bulk Data
+    /// server. Each new Stratus capability joins the demo as it lands.
     Demo(DemoArgs),
 }
 

@@ -341,6 +341,11 @@ fn demo_runs_end_to_end() {
     let r = run(&["demo", "--patients", "20", "--out", p(&out)]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("Everything is under"));
+    assert!(
+        r.stdout.contains("answered at http://127.0.0.1:"),
+        "{}",
+        r.stdout
+    );
     assert!(out.join("synth/Patient.ndjson.gz").exists());
 }
 

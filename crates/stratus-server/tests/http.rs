@@ -835,7 +835,6 @@ fn injected_faults_show_up_as_configured() {
     let mut cfg = open_config(&synthea());
     cfg.faults = Faults {
         rate_limit: Some(5.0),
-        expire_rate: 1.0,
         ..Faults::default()
     };
     let s = stratus_server::start(cfg).unwrap();
@@ -894,4 +893,36 @@ fn injected_faults_show_up_as_configured() {
         "{:?} < {expected:?}",
         start.elapsed()
     );
+}
+
+#[test]
+fn export_files_expire() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_data(tmp.path());
+    let mut cfg = open_config(&data);
+    cfg.file_ttl = Duration::from_secs(1);
+    let s = stratus_server::start(cfg).unwrap();
+    let c = client();
+    let m = export(&c, &format!("{}/$export?_type=Patient", s.base_url), None);
+    let url = m["output"][0]["url"].as_str().unwrap();
+    assert_eq!(c.get(url).send().unwrap().status(), StatusCode::OK);
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = c.get(url).send().unwrap();
+    assert_eq!(r.status(), StatusCode::GONE);
+    assert!(outcome_text(&json_of(r)).contains("expired"));
+    drop(s);
+
+    // The expired-file fault answers 410 to a fresh export's files too.
+    let mut cfg = open_config(&data);
+    cfg.faults = Faults {
+        expire_rate: 1.0,
+        ..Faults::default()
+    };
+    let s = stratus_server::start(cfg).unwrap();
+    let m = export(&c, &format!("{}/$export?_type=Patient", s.base_url), None);
+    let r = c
+        .get(m["output"][0]["url"].as_str().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::GONE);
 }

@@ -32,6 +32,21 @@ pub fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let stats = super::ndjson::collect(&synth_dir, stratus_fhir::ReaderOptions::default(), quiet)?;
     super::ndjson::print_table(&mut std::io::stdout().lock(), &stats)?;
     println!();
+    println!(
+        "== 3. serving it as an EHR would: stratus serve --data {} --open",
+        synth_dir.display()
+    );
+    let mut config = stratus_server::ServeConfig::new(&synth_dir);
+    config.port = 0;
+    config.open = true;
+    let server = stratus_server::start(config)?;
+    println!(
+        "   {} resources indexed; Bulk Data and FHIR REST answered at {} (stopped again)",
+        crate::output::thousands(server.summary.resources),
+        server.base_url
+    );
+    server.stop()?;
+    println!();
     println!("Everything is under {}:", args.out.display());
     println!(
         "  {}/   one Type.ndjson.gz per resource type",
@@ -39,6 +54,10 @@ pub fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<Outcome> {
     );
     println!(
         "Next: stratus synth multiply --from {} --copies 10 --out bigger",
+        synth_dir.display()
+    );
+    println!(
+        "      stratus serve --data {} --open   (then curl its /fhir/metadata)",
         synth_dir.display()
     );
     Ok(if stats.is_clean() {
