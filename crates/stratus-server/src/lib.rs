@@ -55,16 +55,7 @@ pub struct Server {
 impl Server {
     /// Blocks until the server stops (Ctrl-C / SIGTERM, or an error).
     pub fn wait(mut self) -> Result<(), ServeError> {
-        let result = match self.thread.take() {
-            Some(t) => t.join().unwrap_or_else(|_| {
-                Err(ServeError::Runtime(std::io::Error::other(
-                    "server thread panicked",
-                )))
-            }),
-            None => Ok(()),
-        };
-        self.cleanup();
-        result
+        self.join()
     }
 
     /// Stops the server and waits for it.
@@ -72,6 +63,10 @@ impl Server {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<(), ServeError> {
         let result = match self.thread.take() {
             Some(t) => t.join().unwrap_or_else(|_| {
                 Err(ServeError::Runtime(std::io::Error::other(

@@ -590,17 +590,22 @@ fn get_token(c: &Client, s: &Server, key: &SigningKey, client_id: &str, scope: &
         stratus_smart::assertion::sign(key, client_id, &token_url, Duration::from_secs(300), None)
             .unwrap();
     c.post(&token_url)
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", scope),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", assertion.as_str()),
-        ])
+        .form(&token_form(&assertion, scope))
         .send()
         .unwrap()
+}
+
+/// The form fields of a client-credentials token request.
+fn token_form<'a>(assertion: &'a str, scope: &'a str) -> [(&'static str, &'a str); 4] {
+    [
+        ("grant_type", "client_credentials"),
+        ("scope", scope),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", assertion),
+    ]
 }
 
 fn token(c: &Client, s: &Server, key: &SigningKey, client_id: &str, scope: &str) -> String {
@@ -703,15 +708,7 @@ fn smart_backend_services_guard_everything() {
     let token_url = s.token_url.clone().unwrap();
     let a = stratus_smart::assertion::sign(&key, "app", &token_url, Duration::from_secs(60), None)
         .unwrap();
-    let form = [
-        ("grant_type", "client_credentials"),
-        ("scope", "system/*.rs"),
-        (
-            "client_assertion_type",
-            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-        ),
-        ("client_assertion", a.as_str()),
-    ];
+    let form = token_form(&a, "system/*.rs");
     assert_eq!(
         c.post(&token_url).form(&form).send().unwrap().status(),
         StatusCode::OK
@@ -735,15 +732,7 @@ fn smart_backend_services_guard_everything() {
     .unwrap();
     let r = c
         .post(&token_url)
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", "system/*.rs"),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", a.as_str()),
-        ])
+        .form(&token_form(&a, "system/*.rs"))
         .send()
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
