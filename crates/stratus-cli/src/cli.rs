@@ -78,6 +78,19 @@ pub enum Command {
     ///          stratus serve --data ../shared/data/synthea-r4-100 --client my-app=public.jwks
     #[command(verbatim_doc_comment)]
     Serve(Box<ServeArgs>),
+    /// Run one Bulk Data export and download it: a drop-in for the SMART bulk-data-client.
+    ///
+    /// Kicks off $export (Patient level unless --global or --group), polls honouring
+    /// Retry-After, downloads the files in parallel while validating every line, and writes
+    /// them as Type.001.ndjson.gz (or 1.Type.ndjson with --standard-names) with error/ and
+    /// deleted/ folders, a bulk-data-client style log.ndjson, and manifest.json last, as
+    /// the sign that the export is complete. Interrupted? Run the same command again: it
+    /// resumes the server's job and fetches only what is missing.
+    ///
+    /// Example: stratus bulk --fhir-url https://ehr.example.org/fhir --group diabetes \
+    ///            --smart-client-id my-app --smart-key client.jwks --type Patient,Condition --out export-1
+    #[command(verbatim_doc_comment)]
+    Bulk(Box<crate::commands::bulk::BulkArgs>),
     /// Run the whole chain on built-in defaults and show where everything went.
     ///
     /// Today: generate a synthetic population, summarise it, and load it into the Bulk Data

@@ -1,5 +1,6 @@
 //! One module per top-level command.
 
+pub mod bulk;
 mod demo;
 pub mod keys;
 mod ndjson;
@@ -18,6 +19,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Ndjson(NdjsonCommand::Stats(args)) => ndjson::stats(&args, quiet),
         Command::Keys(cmd) => keys::run(&cmd),
         Command::Serve(args) => serve::run(&args, quiet),
+        Command::Bulk(args) => bulk::run(&args, quiet),
         Command::Demo(args) => demo::run(&args, quiet),
     }
 }

@@ -1,0 +1,317 @@
+//! One manifest file: streamed to disk as the server sends it (gzip stays gzip), then read
+//! back once to validate every line and, only if the compression must change, re-encoded.
+//! A broken transfer restarts the file; nothing partial ever has the final name.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use futures_util::StreamExt;
+use reqwest::Method;
+use sonic_rs_free::check_line;
+use stratus_fhir::reader::{Line, NdjsonReader, ReaderOptions};
+use stratus_fhir::writer::{Compression, NdjsonWriter};
+use stratus_http::Client;
+use stratus_http::client::{error_chain, error_text};
+
+/// Which manifest list a file came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Output,
+    Deleted,
+    Error,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Output => "output",
+            Kind::Deleted => "deleted",
+            Kind::Error => "error",
+        }
+    }
+}
+
+/// One file of the manifest.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub kind: Kind,
+    pub resource_type: Option<String>,
+    pub url: String,
+    pub count: Option<u64>,
+}
+
+/// What a finished file holds.
+#[derive(Debug, Clone, Default)]
+pub struct Fetched {
+    pub resources: u64,
+    /// Decompressed bytes.
+    pub bytes: u64,
+    /// Bytes received over the network.
+    pub wire_bytes: u64,
+    /// Validation problems, `file:line: reason` style, at most 20 kept.
+    pub problems: Vec<String>,
+    pub bad_lines: u64,
+}
+
+/// Settings shared by all downloads.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    pub authorize: bool,
+    pub compression: Compression,
+    pub max_line_bytes: usize,
+    pub attempts: u32,
+}
+
+/// Downloads `item` to `dest` (or only validates it when `dest` is `None`).
+pub async fn fetch(
+    client: &Client,
+    item: &Item,
+    dest: Option<&Path>,
+    scratch: &Path,
+    opts: &FetchOptions,
+    wire: &std::sync::atomic::AtomicU64,
+) -> Result<Fetched, String> {
+    let tmp = match dest {
+        Some(d) => d.with_file_name(format!(
+            ".{}.download",
+            d.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        )),
+        None => scratch.join(format!(".discard.{}.download", crate::export::unique())),
+    };
+    let mut last_error = String::new();
+    for attempt in 0..opts.attempts.max(1) {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(
+                500 * (1 << attempt.min(6)),
+            ))
+            .await;
+            tracing::info!("{}: retrying the download ({last_error})", item.url);
+        }
+        match transfer(client, item, &tmp, opts, wire).await {
+            Ok(received) => {
+                let item = item.clone();
+                let tmp2 = tmp.clone();
+                let dest = dest.map(Path::to_path_buf);
+                let opts2 = opts.clone();
+                let mut fetched = tokio::task::spawn_blocking(move || {
+                    validate_and_place(&item, &tmp2, dest.as_deref(), &opts2)
+                })
+                .await
+                .map_err(|e| e.to_string())??;
+                fetched.wire_bytes = received;
+                return Ok(fetched);
+            }
+            Err(Transfer::Fatal(e)) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+            Err(Transfer::Retry(e)) => last_error = e,
+        }
+    }
+    let _ = std::fs::remove_file(&tmp);
+    Err(format!(
+        "gave up after {} attempts: {last_error}",
+        opts.attempts.max(1)
+    ))
+}
+
+enum Transfer {
+    Retry(String),
+    Fatal(String),
+}
+
+async fn transfer(
+    client: &Client,
+    item: &Item,
+    tmp: &Path,
+    opts: &FetchOptions,
+    wire: &std::sync::atomic::AtomicU64,
+) -> Result<u64, Transfer> {
+    let resp = client
+        .send_opts(Method::GET, &item.url, opts.authorize, |r| {
+            r.header(reqwest::header::ACCEPT, "application/fhir+ndjson")
+                .header(reqwest::header::ACCEPT_ENCODING, "gzip")
+        })
+        .await
+        .map_err(|e| Transfer::Retry(e.to_string()))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let msg = format!("HTTP {}: {}", status.as_u16(), error_text(resp).await);
+        // 410 Gone and other 4xx will not get better by asking again.
+        return Err(if stratus_http::retry::is_retryable(status.as_u16()) {
+            Transfer::Retry(msg)
+        } else {
+            Transfer::Fatal(msg)
+        });
+    }
+    let expected_len = resp.content_length();
+    let file = std::fs::File::create(tmp)
+        .map_err(|e| Transfer::Fatal(format!("{}: {e}", tmp.display())))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut stream = resp.bytes_stream();
+    let mut received = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| Transfer::Retry(format!("connection broke: {}", error_chain(&e))))?;
+        received += chunk.len() as u64;
+        wire.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        out.write_all(&chunk)
+            .map_err(|e| Transfer::Fatal(format!("{}: {e}", tmp.display())))?;
+    }
+    out.flush()
+        .map_err(|e| Transfer::Fatal(format!("{}: {e}", tmp.display())))?;
+    if let Some(len) = expected_len
+        && len != received
+    {
+        return Err(Transfer::Retry(format!("got {received} of {len} bytes")));
+    }
+    Ok(received)
+}
+
+fn is_gzip(path: &Path) -> bool {
+    let mut head = [0u8; 2];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && head == [0x1f, 0x8b]
+}
+
+fn validate_and_place(
+    item: &Item,
+    tmp: &Path,
+    dest: Option<&Path>,
+    opts: &FetchOptions,
+) -> Result<Fetched, String> {
+    let gz = is_gzip(tmp);
+    let want_gz = matches!(opts.compression, Compression::Gzip { .. });
+    let mut writer = match dest {
+        Some(d) if gz != want_gz => {
+            Some(NdjsonWriter::create(d, opts.compression).map_err(|e| e.to_string())?)
+        }
+        _ => None,
+    };
+    let expected_type = match item.kind {
+        Kind::Output => item.resource_type.clone(),
+        Kind::Deleted => Some("Bundle".to_owned()),
+        Kind::Error => Some("OperationOutcome".to_owned()),
+    };
+    let mut reader = NdjsonReader::open(
+        tmp,
+        ReaderOptions {
+            max_line_bytes: opts.max_line_bytes,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let mut f = Fetched::default();
+    let problem = |f: &mut Fetched, line: u64, why: String| {
+        f.bad_lines += 1;
+        if f.problems.len() < 20 {
+            f.problems.push(format!("{} line {line}: {why}", item.url));
+        }
+    };
+    loop {
+        let line = match reader.next_line() {
+            Ok(Some(l)) => l,
+            Ok(None) => break,
+            Err(e) => {
+                let _ = std::fs::remove_file(tmp);
+                return Err(format!("the file is corrupt: {e}"));
+            }
+        };
+        match line {
+            Line::TooLong { number } => problem(
+                &mut f,
+                number,
+                format!("line over {} bytes", opts.max_line_bytes),
+            ),
+            Line::Data { number, bytes } => {
+                f.bytes += bytes.len() as u64 + 1;
+                match check_line(bytes, expected_type.as_deref(), item.kind == Kind::Output) {
+                    Ok(()) => {}
+                    Err(why) => problem(&mut f, number, why),
+                }
+                f.resources += 1;
+                if let Some(w) = writer.as_mut() {
+                    w.write_line(bytes).map_err(|e| e.to_string())?;
+                }
+            }
+        }
+    }
+    if let Some(expected) = item.count
+        && item.kind == Kind::Output
+        && expected != f.resources
+    {
+        let msg = format!(
+            "{}: the manifest says {expected} resources, the file holds {}",
+            item.url, f.resources
+        );
+        f.bad_lines += 0;
+        f.problems.push(msg);
+    }
+    match (dest, writer) {
+        (Some(_), Some(w)) => {
+            w.finish().map_err(|e| e.to_string())?;
+            let _ = std::fs::remove_file(tmp);
+        }
+        (Some(d), None) => std::fs::rename(tmp, d).map_err(|e| format!("{}: {e}", d.display()))?,
+        (None, _) => {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+    Ok(f)
+}
+
+/// JSON checks of one line, without the cost of building a tree for valid lines.
+mod sonic_rs_free {
+    use stratus_fhir::sonic_rs::{self, JsonValueTrait};
+
+    pub fn check_line(bytes: &[u8], expected: Option<&str>, needs_id: bool) -> Result<(), String> {
+        let v: sonic_rs::Value = sonic_rs::from_slice(bytes).map_err(|e| {
+            format!(
+                "invalid JSON: {}",
+                e.to_string().lines().next().unwrap_or_default()
+            )
+        })?;
+        let Some(t) = v.get("resourceType").and_then(|t| t.as_str()) else {
+            return Err("no resourceType".into());
+        };
+        if let Some(want) = expected
+            && t != want
+            && t != "Parameters"
+        {
+            return Err(format!("resourceType {t}, but the manifest says {want}"));
+        }
+        if needs_id
+            && v.get("id")
+                .and_then(|i| i.as_str())
+                .is_none_or(str::is_empty)
+        {
+            return Err(format!("{t} without an id"));
+        }
+        Ok(())
+    }
+}
+
+/// Where a file goes: `dir/Type.NNN.ndjson[.gz]` (or `N.Type.ndjson[.gz]`), with
+/// `error/` and `deleted/` sub-folders.
+pub fn dest_name(
+    kind: Kind,
+    rtype: &str,
+    n: u32,
+    standard: bool,
+    compression: Compression,
+) -> PathBuf {
+    let suffix = compression.suffix();
+    let name = if standard {
+        format!("{n}.{rtype}{suffix}")
+    } else {
+        format!("{rtype}.{n:03}{suffix}")
+    };
+    match kind {
+        Kind::Output => PathBuf::from(name),
+        Kind::Deleted => Path::new("deleted").join(name),
+        Kind::Error => Path::new("error").join(name),
+    }
+}

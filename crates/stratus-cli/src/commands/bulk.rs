@@ -1,0 +1,336 @@
+//! `stratus bulk`: flags to an `ExportSpec`, `Options` and an HTTP client; a progress line
+//! while it runs; a summary at the end.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use stratus_bulk::{ExportSpec, Level, Options, Progress};
+use stratus_fhir::writer::Compression;
+use stratus_http::{Auth, Client, HttpConfig, SmartClient};
+use stratus_smart::keys::SigningKey;
+
+use crate::exit::Outcome;
+use crate::output::{bytes, thousands};
+
+#[derive(Debug, Args)]
+pub struct BulkArgs {
+    /// The FHIR server's base URL.
+    #[arg(long, env = "STRATUS_FHIR_URL", value_name = "URL")]
+    pub fhir_url: String,
+    /// Where the files go: a folder (created if missing), or `none` to validate and count
+    /// without keeping anything.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// System-level export ([base]/$export) instead of Patient-level.
+    #[arg(long, conflicts_with = "group")]
+    pub global: bool,
+    /// Group-level export ([base]/Group/ID/$export).
+    #[arg(long, value_name = "ID")]
+    pub group: Option<String>,
+    /// Only these patients (ids or Patient/id; comma-separated or repeated). Sent by POST.
+    #[arg(long, value_delimiter = ',', value_name = "ID")]
+    pub patient: Vec<String>,
+    /// Resource types to export (comma-separated or repeated).
+    #[arg(
+        long = "type",
+        visible_alias = "_type",
+        short = 't',
+        value_delimiter = ',',
+        value_name = "TYPE"
+    )]
+    pub types: Vec<String>,
+    /// Only resources changed since this instant (e.g. 2024-01-31T00:00:00Z).
+    #[arg(long, visible_alias = "_since", value_name = "INSTANT")]
+    pub since: Option<String>,
+    /// Only resources changed before this instant (Bulk Data STU3).
+    #[arg(long, visible_alias = "_until", value_name = "INSTANT")]
+    pub until: Option<String>,
+    /// A search filter for one type, e.g. "Observation?category=laboratory" (repeatable).
+    #[arg(long, visible_alias = "_typeFilter", value_name = "QUERY")]
+    pub type_filter: Vec<String>,
+    /// Only these elements (comma-separated, `element` or `Type.element`).
+    #[arg(
+        long,
+        visible_alias = "_elements",
+        value_delimiter = ',',
+        value_name = "ELEMENT"
+    )]
+    pub elements: Vec<String>,
+    /// includeAssociatedData values (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "CODE")]
+    pub include_associated_data: Vec<String>,
+    /// _outputFormat to ask for (default: the server's, application/fhir+ndjson).
+    #[arg(long, visible_alias = "_outputFormat", value_name = "MIME")]
+    pub output_format: Option<String>,
+    /// Kick off with POST and a Parameters body (implied by --patient).
+    #[arg(long)]
+    pub post: bool,
+    /// Ask the server to ignore parameters it does not support (Prefer: handling=lenient).
+    #[arg(long)]
+    pub lenient: bool,
+    /// Extra request header "Name: value" (repeatable), e.g. for an API gateway.
+    #[arg(long = "header", short = 'H', value_name = "HEADER")]
+    pub headers: Vec<String>,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    /// Downloads at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub parallel: usize,
+    /// Name files 1.Patient.ndjson (bulk-data-client style) instead of Patient.001.ndjson.
+    #[arg(long)]
+    pub standard_names: bool,
+    /// Write plain .ndjson instead of .ndjson.gz.
+    #[arg(long)]
+    pub no_compression: bool,
+    /// Fail the export on any validation problem (bad JSON, wrong type, wrong count).
+    #[arg(long)]
+    pub strict: bool,
+    /// Longest line accepted (suffixes K, M, G); longer lines are reported.
+    #[arg(long, default_value = "256M", value_name = "SIZE", value_parser = crate::cli::parse_size)]
+    pub max_line_bytes: usize,
+    /// Skip the kick-off and follow this status URL (an export started elsewhere).
+    #[arg(long, value_name = "URL")]
+    pub resume: Option<String>,
+    /// Cancel the export (the one in --out's state file, or --resume URL) on the server.
+    #[arg(long)]
+    pub cancel: bool,
+    /// Leave the export on the server when done (by default it is released with DELETE).
+    #[arg(long)]
+    pub keep_on_server: bool,
+    /// Retries per request on 429, 5xx and broken connections.
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    pub retries: u32,
+    /// Longest wait between retries or polls, whatever Retry-After says (30s, 2m).
+    #[arg(long, default_value = "2m", value_name = "DURATION", value_parser = crate::cli::parse_duration)]
+    pub max_wait: Duration,
+}
+
+/// Authentication. SMART Backend Services needs a client id and a key; a fixed bearer
+/// token or HTTP Basic are for gateways and test servers.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Authentication")]
+pub struct AuthArgs {
+    /// SMART Backend Services client id.
+    #[arg(long, env = "STRATUS_SMART_CLIENT_ID", value_name = "ID")]
+    pub smart_client_id: Option<String>,
+    /// The private key: a JWKS, JWK or PEM file, or the JSON/PEM text itself.
+    #[arg(
+        long,
+        env = "STRATUS_SMART_KEY",
+        value_name = "FILE|KEY",
+        hide_env_values = true
+    )]
+    pub smart_key: Option<String>,
+    /// The kid to sign with, when the JWKS holds several private keys.
+    #[arg(long, value_name = "KID")]
+    pub smart_kid: Option<String>,
+    /// Scopes to ask for (default system/*.rs, falling back to system/*.read).
+    #[arg(long, value_name = "SCOPES")]
+    pub smart_scope: Option<String>,
+    /// The token endpoint (default: discovered from the server).
+    #[arg(long, value_name = "URL")]
+    pub smart_token_url: Option<String>,
+    /// A fixed bearer token.
+    #[arg(
+        long,
+        env = "STRATUS_BEARER_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub bearer_token: Option<String>,
+    /// HTTP Basic user.
+    #[arg(long, value_name = "USER", requires = "basic_passwd")]
+    pub basic_user: Option<String>,
+    /// HTTP Basic password.
+    #[arg(
+        long,
+        env = "STRATUS_BASIC_PASSWD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
+    pub basic_passwd: Option<String>,
+}
+
+fn auth(a: &AuthArgs) -> anyhow::Result<Auth> {
+    let chosen = [
+        a.smart_client_id.is_some() || a.smart_key.is_some(),
+        a.bearer_token.is_some(),
+        a.basic_user.is_some(),
+    ];
+    if chosen.iter().filter(|c| **c).count() > 1 {
+        bail!(
+            "choose one way to authenticate: SMART (--smart-client-id/--smart-key), --bearer-token, or --basic-user"
+        );
+    }
+    if let Some(t) = &a.bearer_token {
+        return Ok(Auth::Bearer(t.clone()));
+    }
+    if let (Some(user), Some(password)) = (&a.basic_user, &a.basic_passwd) {
+        return Ok(Auth::Basic {
+            user: user.clone(),
+            password: password.clone(),
+        });
+    }
+    match (&a.smart_client_id, &a.smart_key) {
+        (None, None) => Ok(Auth::None),
+        (Some(_), None) => bail!("--smart-client-id needs --smart-key (a JWKS or PEM private key)"),
+        (None, Some(_)) => {
+            bail!("--smart-key needs --smart-client-id (the id the EHR gave your client)")
+        }
+        (Some(id), Some(key)) => {
+            let trimmed = key.trim_start();
+            let key = if trimmed.starts_with('{') || trimmed.starts_with("-----BEGIN") {
+                if trimmed.starts_with('{') {
+                    let v: serde_json::Value = serde_json::from_str(trimmed)
+                        .context("--smart-key: the JSON given is not a JWK or JWKS")?;
+                    SigningKey::from_jwks(&v, a.smart_kid.as_deref())?
+                } else {
+                    SigningKey::from_pem(trimmed)?
+                }
+            } else {
+                SigningKey::load(std::path::Path::new(key), a.smart_kid.as_deref())?
+            };
+            Ok(Auth::Smart(Box::new(SmartClient::new(
+                id.clone(),
+                key,
+                a.smart_scope.clone(),
+                a.smart_token_url.clone(),
+            ))))
+        }
+    }
+}
+
+fn spec(a: &BulkArgs) -> ExportSpec {
+    ExportSpec {
+        level: Some(match (&a.group, a.global) {
+            (Some(g), _) => Level::Group(g.clone()),
+            (None, true) => Level::System,
+            (None, false) => Level::Patient,
+        }),
+        types: a.types.clone(),
+        since: a.since.clone(),
+        until: a.until.clone(),
+        type_filters: a.type_filter.clone(),
+        elements: a.elements.clone(),
+        patients: a.patient.clone(),
+        include_associated_data: a.include_associated_data.clone(),
+        output_format: a.output_format.clone(),
+        post: a.post,
+        lenient: a.lenient,
+    }
+}
+
+pub fn run(a: &BulkArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    let mut headers = Vec::new();
+    for h in &a.headers {
+        let Some((k, v)) = h.split_once(':') else {
+            bail!("--header '{h}' is not \"Name: value\"");
+        };
+        headers.push((k.trim().to_owned(), v.trim().to_owned()));
+    }
+    let config = HttpConfig {
+        headers,
+        max_retries: a.retries,
+        max_delay: a.max_wait,
+        ..HttpConfig::default()
+    };
+    let client = Client::new(&a.fhir_url, auth(&a.auth)?, config)?;
+    let out = (a.out.as_os_str() != "none").then(|| a.out.clone());
+    let options = Options {
+        out: out.clone(),
+        parallel: a.parallel.max(1),
+        standard_names: a.standard_names,
+        compression: if a.no_compression {
+            Compression::None
+        } else {
+            Compression::FAST_GZIP
+        },
+        strict: a.strict,
+        max_line_bytes: a.max_line_bytes,
+        resume_url: a.resume.clone(),
+        cancel: a.cancel,
+        keep_on_server: a.keep_on_server,
+        max_poll_interval: a.max_wait.min(Duration::from_secs(60)),
+        attempts: a.retries.max(1),
+    };
+    let spec = spec(a);
+    let progress = Arc::new(Progress::default());
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reporter = (!quiet).then(|| {
+        let p = progress.clone();
+        let d = done.clone();
+        std::thread::spawn(move || report(&p, &d))
+    });
+    let result = stratus_bulk::block_on(stratus_bulk::run(&client, &spec, &options, progress))?;
+    done.store(true, Ordering::Relaxed);
+    if let Some(r) = reporter {
+        let _ = r.join();
+    }
+    let summary = result?;
+    if summary.cancelled {
+        println!("cancelled export {}", summary.status_url);
+        return Ok(Outcome::Success);
+    }
+    for p in summary.problems.iter().take(20) {
+        eprintln!("{p}");
+    }
+    for m in summary.server_messages.iter().take(20) {
+        eprintln!("message from the server: {m}");
+    }
+    println!(
+        "{}{} resources in {} files ({}), transaction time {}",
+        if summary.resumed { "resumed; " } else { "" },
+        thousands(summary.resources),
+        summary.files,
+        bytes(summary.bytes),
+        summary.transaction_time
+    );
+    match &out {
+        Some(dir) => println!("written to {} (manifest.json, log.ndjson)", dir.display()),
+        None => println!("validated only (--out none): nothing kept"),
+    }
+    Ok(if summary.problems.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::BadInput
+    })
+}
+
+/// A progress line on a terminal, a line every 10 s otherwise.
+fn report(p: &Progress, done: &std::sync::atomic::AtomicBool) {
+    let tty = std::io::stderr().is_terminal();
+    let start = std::time::Instant::now();
+    let mut last_text = std::time::Instant::now();
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(200));
+        let phase = p.phase.lock().map(|s| s.clone()).unwrap_or_default();
+        let wire = p.wire_bytes.load(Ordering::Relaxed);
+        let secs = start.elapsed().as_secs_f64().max(0.001);
+        let line = format!(
+            "{phase}: server {}%, files {}/{}, {} resources, {} received ({}/s)",
+            p.server_percent.load(Ordering::Relaxed),
+            p.files_done.load(Ordering::Relaxed),
+            p.files_total.load(Ordering::Relaxed),
+            thousands(p.resources.load(Ordering::Relaxed)),
+            bytes(wire),
+            bytes((wire as f64 / secs) as u64),
+        );
+        if tty {
+            eprint!("\r\x1b[2K{line}");
+        } else if last_text.elapsed() >= Duration::from_secs(10) {
+            eprintln!("{line}");
+            last_text = std::time::Instant::now();
+        }
+    }
+    if tty {
+        eprint!("\r\x1b[2K");
+    }
+}

@@ -1,0 +1,13 @@
+//! The one HTTP client of Stratus. Every request to an EHR goes through [`Client`], so
+//! retries, `Retry-After`, authentication and custom headers behave the same in the bulk
+//! client, the crawler and hydration.
+
+/// Authentication: none, bearer, basic, or SMART Backend Services with a token cache.
+pub mod auth;
+/// The client: requests with retries.
+pub mod client;
+/// `Retry-After` and backoff.
+pub mod retry;
+
+pub use auth::{Auth, SmartClient};
+pub use client::{Client, HttpConfig, HttpError};
