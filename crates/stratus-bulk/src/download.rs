@@ -51,6 +51,8 @@ pub struct Fetched {
     /// Validation problems, `file:line: reason` style, at most 20 kept.
     pub problems: Vec<String>,
     pub bad_lines: u64,
+    /// Attachments inlined into this file.
+    pub attachments: u64,
 }
 
 /// Settings shared by all downloads.

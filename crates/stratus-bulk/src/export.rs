@@ -72,6 +72,8 @@ pub struct Options {
     pub max_poll_interval: Duration,
     /// Attempts per file.
     pub attempts: u32,
+    /// Inline note attachments into DocumentReference and DiagnosticReport files.
+    pub inline: Option<crate::attachments::InlineOptions>,
 }
 
 impl Default for Options {
@@ -88,6 +90,7 @@ impl Default for Options {
             keep_on_server: false,
             max_poll_interval: Duration::from_secs(60),
             attempts: 5,
+            inline: None,
         }
     }
 }
@@ -123,6 +126,9 @@ pub struct Summary {
     pub server_messages: Vec<String>,
     pub resumed: bool,
     pub cancelled: bool,
+    /// Attachments inlined, and those that could not be.
+    pub attachments: u64,
+    pub attachment_failures: Vec<String>,
 }
 
 /// A name unique within this process, for scratch files.
@@ -324,7 +330,7 @@ pub async fn run(
                 if let Some(done) = already {
                     progress.files_done.fetch_add(1, Ordering::Relaxed);
                     progress.resources.fetch_add(done.resources, Ordering::Relaxed);
-                    return (item, name, Ok((done.resources, done.bytes, Vec::new(), 0)));
+                    return (item, name, Ok((done.resources, done.bytes, Vec::new(), 0, 0)));
                 }
                 log.event(
                     "download_request",
@@ -340,6 +346,25 @@ pub async fn run(
                     &progress.wire_bytes,
                 )
                 .await;
+                let r = match (r, &opts.inline, &dest) {
+                    (Ok(mut f), Some(inline), Some(path))
+                        if item.kind == Kind::Output
+                            && item
+                                .resource_type
+                                .as_deref()
+                                .is_some_and(crate::attachments::applies_to) =>
+                    {
+                        match crate::attachments::inline_file(client, path, opts.compression, inline).await {
+                            Ok(done) => {
+                                f.attachments = done.inlined;
+                                f.problems.extend(done.failed.iter().map(|e| format!("attachment: {e}")));
+                                Ok(f)
+                            }
+                            Err(e) => Err(format!("inlining attachments: {e}")),
+                        }
+                    }
+                    (r, _, _) => r,
+                };
                 match r {
                     Ok(f) => {
                         log.event(
@@ -363,7 +388,7 @@ pub async fn run(
                             tracing::warn!("cannot save the export state: {e}");
                         }
                         drop(st);
-                        (item, name, Ok((f.resources, f.bytes, f.problems, f.bad_lines)))
+                        (item, name, Ok((f.resources, f.bytes, f.problems, f.bad_lines, f.attachments)))
                     }
                     Err(e) => {
                         log.event(
@@ -382,7 +407,8 @@ pub async fn run(
     let mut failed = Vec::new();
     for (item, _, r) in &results {
         match r {
-            Ok((resources, bytes, problems, bad)) => {
+            Ok((resources, bytes, problems, bad, attachments)) => {
+                summary.attachments += attachments;
                 summary.files += 1;
                 summary.resources += resources;
                 summary.bytes += bytes;
@@ -446,7 +472,7 @@ pub async fn run(
     }
     log.event(
         "export_complete",
-        json!({"files": summary.files, "resources": summary.resources, "bytes": summary.bytes, "attachments": Value::Null, "duration": log.elapsed_ms() as u64}),
+        json!({"files": summary.files, "resources": summary.resources, "bytes": summary.bytes, "attachments": opts.inline.as_ref().map(|_| summary.attachments), "duration": log.elapsed_ms() as u64}),
     );
     {
         let mut st = state.lock().unwrap_or_else(|e| e.into_inner());

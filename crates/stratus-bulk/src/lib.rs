@@ -3,6 +3,8 @@
 //! bulk-data-client `log.ndjson`, and a state file that makes any interrupted export
 //! resumable by running the same command again.
 
+/// Inlining DocumentReference and DiagnosticReport attachments.
+pub mod attachments;
 /// Downloading and validating one file.
 pub mod download;
 /// The `log.ndjson` event log.

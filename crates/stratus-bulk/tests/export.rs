@@ -282,3 +282,66 @@ fn smart_auth_with_tokens_that_die_early() {
         "{err}"
     );
 }
+
+#[test]
+fn note_attachments_are_inlined_with_hashes() {
+    use base64::Engine;
+    use sha1::Digest;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    stratus_synth::population::generate(
+        &stratus_synth::population::PopulationConfig {
+            patients: 30,
+            seed: 3,
+            compression: stratus_fhir::Compression::FAST_GZIP,
+        },
+        &data,
+        &|_| {},
+    )
+    .unwrap();
+    let mut c = ServeConfig::new(&data);
+    c.port = 0;
+    c.open = true;
+    let s = stratus_server::start(c).unwrap();
+    let out = tmp.path().join("export");
+    let client = Client::new(&s.base_url, Auth::None, quick()).unwrap();
+    let mut o = opts(&out);
+    o.inline = Some(stratus_bulk::attachments::InlineOptions {
+        types: vec!["text/plain".into(), "text/html".into()],
+        max_bytes: 1 << 20,
+    });
+    let sum = run(
+        &client,
+        &spec(&["DocumentReference", "DiagnosticReport"]),
+        &o,
+    )
+    .unwrap();
+    assert!(sum.attachments > 0, "{sum:?}");
+    let mut checked = 0;
+    for f in stratus_fhir::scan::scan(&out, Default::default()).unwrap() {
+        if f.resource_type.as_deref() != Some("DocumentReference") {
+            continue;
+        }
+        let mut r = stratus_fhir::NdjsonReader::open(&f.path, Default::default()).unwrap();
+        while let Some(stratus_fhir::Line::Data { bytes, .. }) = r.next_line().unwrap() {
+            let v: Value = serde_json::from_slice(bytes).unwrap();
+            for c in v["content"].as_array().unwrap() {
+                let a = &c["attachment"];
+                let ct = a["contentType"].as_str().unwrap_or_default();
+                if a.get("url").is_some()
+                    && (ct.starts_with("text/plain") || ct.starts_with("text/html"))
+                {
+                    let data = base64::engine::general_purpose::STANDARD
+                        .decode(a["data"].as_str().expect("inlined"))
+                        .unwrap();
+                    assert_eq!(a["size"].as_u64(), Some(data.len() as u64));
+                    let hash =
+                        base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(&data));
+                    assert_eq!(a["hash"].as_str(), Some(hash.as_str()));
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 0);
+}

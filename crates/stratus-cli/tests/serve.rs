@@ -252,3 +252,88 @@ fn serve_refuses_bad_setups_with_one_line() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("faults.toml") && err.contains("nope"), "{err}");
 }
+
+#[test]
+fn bulk_exports_from_serve_with_smart_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let private = tmp.path().join("client.jwks");
+    let public = tmp.path().join("public.jwks");
+    assert!(
+        stratus(&[
+            "keys",
+            "generate",
+            "--alg",
+            "ES384",
+            "--out",
+            private.to_str().unwrap()
+        ])
+        .status
+        .success()
+    );
+    std::fs::write(
+        &public,
+        stratus(&["keys", "public", private.to_str().unwrap()]).stdout,
+    )
+    .unwrap();
+    let data = synthea();
+    let s = serve(&[
+        "--data",
+        data.to_str().unwrap(),
+        "--client",
+        &format!("site={}", public.display()),
+        "--fault-transient-polls",
+        "1",
+    ]);
+    let out = tmp.path().join("export");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "bulk",
+            "--fhir-url",
+            s.base.as_str(),
+            "--out",
+            out.to_str().unwrap(),
+            "--type",
+            "Patient,Condition",
+            "--smart-client-id",
+            "site",
+            "--smart-key",
+            private.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        stratus(&args)
+    };
+    let r = run(&[]);
+    let stdout = String::from_utf8(r.stdout).unwrap();
+    assert!(
+        r.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(stdout.contains("739 resources in 2 files"), "{stdout}");
+    assert!(out.join("Patient.001.ndjson.gz").exists());
+    assert!(out.join("manifest.json").exists() && out.join("log.ndjson").exists());
+    // Running it again is refused with one line, since the folder holds a complete export.
+    let r = run(&[]);
+    assert_eq!(r.status.code(), Some(1));
+    let err = String::from_utf8(r.stderr).unwrap();
+    assert!(err.contains("already holds this export"), "{err}");
+    // A wrong client id: one line naming the cause.
+    let r = stratus(&[
+        "bulk",
+        "--fhir-url",
+        s.base.as_str(),
+        "--out",
+        tmp.path().join("other").to_str().unwrap(),
+        "--smart-client-id",
+        "nobody",
+        "--smart-key",
+        private.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(1));
+    let err = String::from_utf8(r.stderr).unwrap();
+    assert!(
+        err.contains("nobody") && err.contains("invalid_client"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

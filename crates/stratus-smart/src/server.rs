@@ -11,6 +11,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
+use jwt_simple::JWTError;
 use jwt_simple::prelude::{
     Duration as JwtDuration, ECDSAP384PublicKeyLike, ES384PublicKey, NoCustomClaims,
     RS384PublicKey, RSAPublicKeyLike, Token, VerificationOptions,
@@ -102,6 +103,28 @@ pub struct Grant {
     pub scopes: Scopes,
     /// Unix seconds.
     pub expires_at: u64,
+}
+
+impl Grant {
+    /// `Ok` if the scopes let the client read `resource_type`, else the 403 refusal.
+    pub fn require_read(&self, resource_type: &str) -> Result<(), BearerError> {
+        if self.scopes.can_read(resource_type) {
+            return Ok(());
+        }
+        Err(BearerError::InsufficientScope {
+            needed: format!("system/{resource_type}.r (granted: {})", self.scopes),
+        })
+    }
+
+    /// `Ok` if the scopes let the client search `resource_type`, else the 403 refusal.
+    pub fn require_search(&self, resource_type: &str) -> Result<(), BearerError> {
+        if self.scopes.can_search(resource_type) {
+            return Ok(());
+        }
+        Err(BearerError::InsufficientScope {
+            needed: format!("system/{resource_type}.s (granted: {})", self.scopes),
+        })
+    }
 }
 
 /// The token endpoint's success answer.
@@ -207,7 +230,11 @@ impl AuthServer {
     }
 
     fn usable_keys(jwks: &Value) -> Result<Vec<Value>, RegisterError> {
-        let public = keys::public_jwks(jwks).map_err(|e| RegisterError::BadJwks(e.to_string()))?;
+        let public = match keys::public_jwks(jwks) {
+            Ok(p) => p,
+            Err(keys::KeyError::NoKeys) => return Err(RegisterError::NoUsableKey),
+            Err(e) => return Err(RegisterError::BadJwks(e.to_string())),
+        };
         let keys: Vec<Value> = public["keys"]
             .as_array()
             .cloned()
@@ -261,10 +288,15 @@ impl AuthServer {
         Ok(())
     }
 
-    /// Registers a client under a new random id and returns the id.
+    /// Registers a client under a new random id (32 hex characters) and returns the id.
     pub fn register_new(&self, jwks: &Value, allowed: Scopes) -> Result<String, RegisterError> {
-        let id = random_hex(16);
-        self.register(&id, jwks, allowed)?;
+        let keys = Self::usable_keys(jwks)?;
+        let mut clients = self.clients.write().unwrap_or_else(|p| p.into_inner());
+        // 128 random bits do not collide in practice; never replacing is still the rule.
+        let id = std::iter::repeat_with(|| random_hex(16))
+            .find(|id| !clients.contains_key(id))
+            .unwrap_or_default();
+        clients.insert(id.clone(), Client { keys, allowed });
         Ok(id)
     }
 
@@ -272,7 +304,19 @@ impl AuthServer {
         self.clients.read().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    /// The token endpoint. `form` holds the decoded form fields; `now` is unix seconds.
+    /// The token endpoint (client_credentials with a `private_key_jwt` assertion). `form`
+    /// holds the decoded form fields; `now` is unix seconds (tests pass fixed values).
+    ///
+    /// Form problems are `invalid_request` or `unsupported_grant_type`; every failure of
+    /// the assertion is `invalid_client` (401) with a description of exactly what failed:
+    /// header alg RS384/ES384 with a `kid` and no `jku` (no JWKS URL can be registered, so
+    /// `jku` is always refused); `iss` == `sub` == the `client_id` field if sent; a
+    /// registered client with exactly one key of that `kid` whose `kty` fits the alg and
+    /// whose `key_ops`, if any, include `verify`; the signature; `aud` == the token URL;
+    /// `exp` present, not past and at most `max_assertion_lifetime` ahead (both with
+    /// `clock_tolerance`); a `jti` not seen before from this client. Then the requested
+    /// scopes are granted within the registered ones (else `invalid_scope`) and an opaque
+    /// token is issued that dies after `valid_for` (if set) or `expires_in`.
     pub fn token(
         &self,
         form: &HashMap<String, String>,
@@ -301,15 +345,7 @@ impl AuthServer {
             .ok_or_else(|| OAuthError::request("client_assertion is missing"))?;
         let requested = field("scope").ok_or_else(|| OAuthError::request("scope is missing"))?;
 
-        let (client_id, claims) = self.verify(assertion, now)?;
-        if let Some(cid) = field("client_id")
-            && cid != client_id
-        {
-            return Err(OAuthError::client(format!(
-                "client_id '{cid}' does not match the assertion's iss '{client_id}'"
-            )));
-        }
-        let _ = claims;
+        let client_id = self.verify(assertion, field("client_id"), now)?;
 
         let requested = Scopes::parse(requested).map_err(|e| OAuthError::scope(e.to_string()))?;
         let allowed = self
@@ -345,8 +381,15 @@ impl AuthServer {
         })
     }
 
-    /// Checks the assertion; returns the client id and the payload.
-    fn verify(&self, assertion: &str, now: u64) -> Result<(String, Value), OAuthError> {
+    /// Checks the assertion (and the optional `client_id` form field against it); returns
+    /// the client id. The `jti` is recorded only once every other check of the assertion
+    /// has passed, so an assertion refused for another reason does not also burn its `jti`.
+    fn verify(
+        &self,
+        assertion: &str,
+        client_id_field: Option<&str>,
+        now: u64,
+    ) -> Result<String, OAuthError> {
         let meta = Token::decode_metadata(assertion)
             .map_err(|_| OAuthError::client("client_assertion is not a signed JWT"))?;
         let alg: Alg = meta.algorithm().parse().map_err(|_| {
@@ -359,9 +402,11 @@ impl AuthServer {
             .key_id()
             .ok_or_else(|| OAuthError::client("the assertion header has no kid"))?
             .to_owned();
+        // Honouring `jku` means accepting it only when it equals a registered jwks_url;
+        // registration here is by value only, so there is no such URL and it is refused.
         if meta.key_set_url().is_some() {
             return Err(OAuthError::client(
-                "jku is not supported here: register the public JWKS itself and drop jku",
+                "jku not supported: register the JWKS by value (and drop jku from the header)",
             ));
         }
         // The payload, read before the signature is checked only to find the client.
@@ -388,6 +433,13 @@ impl AuthServer {
                 )));
             }
             None => return Err(OAuthError::client("the assertion has no sub")),
+        }
+        if let Some(cid) = client_id_field
+            && cid != iss
+        {
+            return Err(OAuthError::client(format!(
+                "client_id '{cid}' does not match the assertion's iss '{iss}'"
+            )));
         }
         let key = {
             let clients = self.clients.read().unwrap_or_else(|p| p.into_inner());
@@ -447,12 +499,23 @@ impl AuthServer {
                 .and_then(|k| k.verify_token::<NoCustomClaims>(assertion, Some(options))),
         };
         let claims = verified.map_err(|e| {
-            let msg = e.to_string();
-            if msg.contains("expired") {
-                OAuthError::client("the assertion has expired (exp is in the past)")
-            } else {
-                OAuthError::client(format!("assertion rejected: {msg}"))
-            }
+            OAuthError::client(match e.downcast_ref::<JWTError>() {
+                Some(JWTError::InvalidSignature) => format!(
+                    "the assertion's signature does not verify with key '{kid}' of client '{iss}'"
+                ),
+                Some(JWTError::TokenHasExpired) => {
+                    "the assertion has expired (exp is in the past)".to_owned()
+                }
+                Some(JWTError::TokenNotValidYet) => {
+                    "the assertion is not valid yet (nbf is in the future; check the client's clock)"
+                        .to_owned()
+                }
+                Some(JWTError::ClockDrift) => {
+                    "the assertion was issued in the future (iat); check the client's clock"
+                        .to_owned()
+                }
+                _ => format!("assertion rejected: {e}"),
+            })
         })?;
         let aud_ok = match payload.get("aud") {
             Some(Value::String(a)) => *a == self.config.token_url,
@@ -497,7 +560,7 @@ impl AuthServer {
                 "jti '{jti}' already used: sign a new assertion for every token request"
             )));
         }
-        Ok((iss, payload))
+        Ok(iss)
     }
 
     /// Checks an `Authorization` header value.

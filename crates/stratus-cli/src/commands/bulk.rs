@@ -96,6 +96,18 @@ pub struct BulkArgs {
     /// Longest line accepted (suffixes K, M, G); longer lines are reported.
     #[arg(long, default_value = "256M", value_name = "SIZE", value_parser = crate::cli::parse_size)]
     pub max_line_bytes: usize,
+    /// Inline note attachments (DocumentReference.content, DiagnosticReport.presentedForm)
+    /// that point to a URL: fetch them with the same auth and store them as `data`, with
+    /// `size` and a SHA-1 `hash`; `url` is kept.
+    #[arg(long)]
+    pub inline: bool,
+    /// MIME types to inline (implies --inline; default text/plain, text/html,
+    /// application/xhtml+xml).
+    #[arg(long, value_delimiter = ',', value_name = "MIME")]
+    pub inline_types: Vec<String>,
+    /// Attachments larger than this stay as URLs (suffixes K, M, G).
+    #[arg(long, default_value = "10M", value_name = "SIZE", value_parser = crate::cli::parse_size)]
+    pub inline_max_size: usize,
     /// Skip the kick-off and follow this status URL (an export started elsewhere).
     #[arg(long, value_name = "URL")]
     pub resume: Option<String>,
@@ -108,6 +120,11 @@ pub struct BulkArgs {
     /// Retries per request on 429, 5xx and broken connections.
     #[arg(long, default_value_t = 6, value_name = "N")]
     pub retries: u32,
+    /// Progress display: `auto` (a live line on a terminal, a line every 10 s otherwise),
+    /// `text` (always plain lines), `json` (progress and the summary as JSON lines on
+    /// stdout, for pipelines).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "text", "json"])]
+    pub reporter: String,
     /// Longest wait between retries or polls, whatever Retry-After says (30s, 2m).
     #[arg(long, default_value = "2m", value_name = "DURATION", value_parser = crate::cli::parse_duration)]
     pub max_wait: Duration,
@@ -260,14 +277,31 @@ pub fn run(a: &BulkArgs, quiet: bool) -> anyhow::Result<Outcome> {
         keep_on_server: a.keep_on_server,
         max_poll_interval: a.max_wait.min(Duration::from_secs(60)),
         attempts: a.retries.max(1),
+        inline: (a.inline || !a.inline_types.is_empty()).then(|| {
+            let mut o = stratus_bulk::attachments::InlineOptions {
+                max_bytes: a.inline_max_size as u64,
+                ..Default::default()
+            };
+            if !a.inline_types.is_empty() {
+                o.types = a.inline_types.clone();
+            }
+            o
+        }),
     };
     let spec = spec(a);
     let progress = Arc::new(Progress::default());
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let reporter = (!quiet).then(|| {
+    let json = a.reporter == "json";
+    let mode = match a.reporter.as_str() {
+        "json" => Mode::Json,
+        "text" => Mode::Text,
+        _ if std::io::stderr().is_terminal() => Mode::Live,
+        _ => Mode::Text,
+    };
+    let reporter = (!quiet || json).then(|| {
         let p = progress.clone();
         let d = done.clone();
-        std::thread::spawn(move || report(&p, &d))
+        std::thread::spawn(move || report(&p, &d, mode))
     });
     let result = stratus_bulk::block_on(stratus_bulk::run(&client, &spec, &options, progress))?;
     done.store(true, Ordering::Relaxed);
@@ -275,6 +309,29 @@ pub fn run(a: &BulkArgs, quiet: bool) -> anyhow::Result<Outcome> {
         let _ = r.join();
     }
     let summary = result?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "event": "summary",
+                "statusUrl": summary.status_url,
+                "cancelled": summary.cancelled,
+                "resumed": summary.resumed,
+                "transactionTime": summary.transaction_time,
+                "files": summary.files,
+                "resources": summary.resources,
+                "bytes": summary.bytes,
+                "problems": summary.problems,
+                "serverMessages": summary.server_messages,
+                "out": out.as_ref().map(|d| d.display().to_string()),
+            })
+        );
+        return Ok(if summary.problems.is_empty() {
+            Outcome::Success
+        } else {
+            Outcome::BadInput
+        });
+    }
     if summary.cancelled {
         println!("cancelled export {}", summary.status_url);
         return Ok(Outcome::Success);
@@ -284,6 +341,9 @@ pub fn run(a: &BulkArgs, quiet: bool) -> anyhow::Result<Outcome> {
     }
     for m in summary.server_messages.iter().take(20) {
         eprintln!("message from the server: {m}");
+    }
+    if summary.attachments > 0 {
+        println!("{} attachments inlined", thousands(summary.attachments));
     }
     println!(
         "{}{} resources in {} files ({}), transaction time {}",
@@ -304,9 +364,16 @@ pub fn run(a: &BulkArgs, quiet: bool) -> anyhow::Result<Outcome> {
     })
 }
 
-/// A progress line on a terminal, a line every 10 s otherwise.
-fn report(p: &Progress, done: &std::sync::atomic::AtomicBool) {
-    let tty = std::io::stderr().is_terminal();
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Live,
+    Text,
+    Json,
+}
+
+/// A live progress line on a terminal, a line every 10 s otherwise, or JSON every second.
+fn report(p: &Progress, done: &std::sync::atomic::AtomicBool, mode: Mode) {
+    let tty = mode == Mode::Live;
     let start = std::time::Instant::now();
     let mut last_text = std::time::Instant::now();
     while !done.load(Ordering::Relaxed) {
@@ -323,7 +390,24 @@ fn report(p: &Progress, done: &std::sync::atomic::AtomicBool) {
             bytes(wire),
             bytes((wire as f64 / secs) as u64),
         );
-        if tty {
+        if mode == Mode::Json {
+            if last_text.elapsed() >= Duration::from_secs(1) {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "event": "progress",
+                        "phase": phase,
+                        "serverPercent": p.server_percent.load(Ordering::Relaxed),
+                        "filesDone": p.files_done.load(Ordering::Relaxed),
+                        "filesTotal": p.files_total.load(Ordering::Relaxed),
+                        "resources": p.resources.load(Ordering::Relaxed),
+                        "bytesReceived": wire,
+                        "seconds": secs,
+                    })
+                );
+                last_text = std::time::Instant::now();
+            }
+        } else if tty {
             eprint!("\r\x1b[2K{line}");
         } else if last_text.elapsed() >= Duration::from_secs(10) {
             eprintln!("{line}");
