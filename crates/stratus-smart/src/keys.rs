@@ -78,13 +78,17 @@ pub enum KeyError {
     NotJwks(String),
     #[error("invalid key: {0}")]
     Invalid(String),
-    #[error("the PEM key is encrypted; decrypt it first, e.g. openssl pkey -in key.pem -out plain.pem")]
+    #[error(
+        "the PEM key is encrypted; decrypt it first, e.g. openssl pkey -in key.pem -out plain.pem"
+    )]
     EncryptedPem,
     #[error("the PEM file holds {0}, not a private key")]
     NotPrivatePem(String),
     #[error("not a PEM private key this tool reads (PKCS#8, PKCS#1 RSA or SEC1 P-384): {0}")]
     Pem(String),
-    #[error("the assertion lifetime is {0} s; it must be 1 to 300 s (SMART allows at most 5 minutes)")]
+    #[error(
+        "the assertion lifetime is {0} s; it must be 1 to 300 s (SMART allows at most 5 minutes)"
+    )]
     Lifetime(u64),
     #[error("signing failed: {0}")]
     Sign(String),
@@ -106,7 +110,9 @@ pub enum KeyError {
 /// usual cause is instead.
 fn import_error(alg: Alg, e: &jwt_simple::Error) -> KeyError {
     let why = match e.downcast_ref::<JWTError>() {
-        Some(JWTError::WeakKey) => "the RSA key is shorter than 2048 bits, which SMART servers refuse".into(),
+        Some(JWTError::WeakKey) => {
+            "the RSA key is shorter than 2048 bits, which SMART servers refuse".into()
+        }
         Some(JWTError::UnsupportedRSAModulus) => "RSA keys over 4096 bits are not supported".into(),
         Some(JWTError::InvalidKeyPair) => match alg {
             Alg::Rs384 => "the members do not form a valid RSA private key (RS384 needs e = AQAB, \
@@ -121,11 +127,11 @@ fn import_error(alg: Alg, e: &jwt_simple::Error) -> KeyError {
     KeyError::Invalid(why)
 }
 
+/// Both behind `Arc`: an RSA key is half a kilobyte, and ES384KeyPair is not Clone, so
+/// this keeps `SigningKey` small and cheap to clone without rebuilding keys.
 #[derive(Clone)]
 enum Pair {
-    Rs(RS384KeyPair),
-    // ES384KeyPair is not Clone; sharing it keeps `SigningKey` Clone without rebuilding
-    // (and so without a fallible step) on every copy.
+    Rs(Arc<RS384KeyPair>),
     Es(Arc<ES384KeyPair>),
 }
 
@@ -196,9 +202,7 @@ fn alg_for_kty(jwk: &Value) -> Result<Alg, KeyError> {
             "an EC key on curve {crv}"
         ))),
         Some("OKP") => Err(KeyError::UnsupportedKeyType(format!("an OKP ({crv}) key"))),
-        Some("oct") => Err(KeyError::UnsupportedKeyType(
-            "a symmetric (oct) key".into(),
-        )),
+        Some("oct") => Err(KeyError::UnsupportedKeyType("a symmetric (oct) key".into())),
         Some(other) => Err(KeyError::UnsupportedKeyType(format!(
             "a key of kty {other}"
         ))),
@@ -220,7 +224,9 @@ impl SigningKey {
                 if !matches!(rsa_bits, 2048 | 3072 | 4096) {
                     return Err(KeyError::RsaBits(rsa_bits));
                 }
-                Pair::Rs(RS384KeyPair::generate(rsa_bits).map_err(|e| import_error(alg, &e))?)
+                Pair::Rs(Arc::new(
+                    RS384KeyPair::generate(rsa_bits).map_err(|e| import_error(alg, &e))?,
+                ))
             }
             Alg::Es384 => Pair::Es(Arc::new(ES384KeyPair::generate())),
         };
@@ -274,9 +280,9 @@ impl SigningKey {
         }
         let text = serde_json::to_string(&clean).map_err(|e| KeyError::Invalid(e.to_string()))?;
         let pair = match alg {
-            Alg::Rs384 => {
-                Pair::Rs(RS384KeyPair::from_jwk(&text).map_err(|e| import_error(alg, &e))?)
-            }
+            Alg::Rs384 => Pair::Rs(Arc::new(
+                RS384KeyPair::from_jwk(&text).map_err(|e| import_error(alg, &e))?,
+            )),
             Alg::Es384 => Pair::Es(Arc::new(
                 ES384KeyPair::from_jwk(&text).map_err(|e| import_error(alg, &e))?,
             )),
@@ -329,9 +335,7 @@ impl SigningKey {
                         KeyError::NotPrivatePem("a public key".into())
                     }
                     Some("CERTIFICATE") => KeyError::NotPrivatePem("a certificate".into()),
-                    Some("EC PARAMETERS") => {
-                        KeyError::NotPrivatePem("only EC parameters".into())
-                    }
+                    Some("EC PARAMETERS") => KeyError::NotPrivatePem("only EC parameters".into()),
                     Some(other) => KeyError::NotPrivatePem(format!("a {other} block")),
                 });
             }
@@ -477,7 +481,7 @@ impl SigningKey {
         let metadata = jku.map(|url| KeyMetadata::default().with_key_set_url(url));
         match &self.pair {
             Pair::Rs(k) => {
-                let mut k = k.clone().with_key_id(&self.kid);
+                let mut k = RS384KeyPair::clone(k).with_key_id(&self.kid);
                 if let Some(m) = metadata {
                     k.attach_metadata(m).map_err(sign_err)?;
                 }
@@ -634,9 +638,9 @@ fn pair_from_block(b: &PemBlock) -> Result<Pair, KeyError> {
     }
     match b.label.as_str() {
         "ENCRYPTED PRIVATE KEY" => Err(KeyError::EncryptedPem),
-        "RSA PRIVATE KEY" => Ok(Pair::Rs(
+        "RSA PRIVATE KEY" => Ok(Pair::Rs(Arc::new(
             RS384KeyPair::from_der(&b.der).map_err(|e| import_error(Alg::Rs384, &e))?,
-        )),
+        ))),
         "EC PRIVATE KEY" => sec1_pair(&b.der),
         "PRIVATE KEY" => pkcs8_pair(&b.der),
         "OPENSSH PRIVATE KEY" => Err(KeyError::Pem(
@@ -654,9 +658,9 @@ fn pkcs8_pair(der: &[u8]) -> Result<Pair, KeyError> {
         .oids()
         .map_err(|e| KeyError::Pem(format!("the PRIVATE KEY block is not PKCS#8 ({e})")))?;
     if alg == OID_RSA {
-        Ok(Pair::Rs(
+        Ok(Pair::Rs(Arc::new(
             RS384KeyPair::from_der(der).map_err(|e| import_error(Alg::Rs384, &e))?,
-        ))
+        )))
     } else if alg == OID_EC {
         match params {
             Some(c) if c == OID_P384 => Ok(Pair::Es(Arc::new(
@@ -834,7 +838,10 @@ mod tests {
         let encrypted = pkcs8.replace("PRIVATE KEY", "ENCRYPTED PRIVATE KEY");
         assert!(e(&encrypted).contains("encrypted"));
         let public = pkcs8.replace("PRIVATE KEY", "PUBLIC KEY");
-        assert_eq!(e(&public), "the PEM file holds a public key, not a private key");
+        assert_eq!(
+            e(&public),
+            "the PEM file holds a public key, not a private key"
+        );
         let two = format!("{pkcs8}{pkcs8}");
         assert!(e(&two).contains("2 private keys"));
         // Throwaway P-256 and Ed25519 keys made with openssl 3 for these tests.
@@ -855,7 +862,11 @@ uMcFJEuu5eHbS5ZV+dDAC6Dl7I4vGJfipYASMLut4kIighbhyB1kJws9
 MC4CAQAwBQYDK2VwBCIEIDUq9dC5pq/nlhvvzTlMgbfG1UCElvz6Ff4l3zuW0gfS
 -----END PRIVATE KEY-----
 ";
-        assert!(e(ed25519).starts_with("an EdDSA key: use"), "{}", e(ed25519));
+        assert!(
+            e(ed25519).starts_with("an EdDSA key: use"),
+            "{}",
+            e(ed25519)
+        );
         assert!(e(p256_pkcs8).contains("curve P-256"), "{}", e(p256_pkcs8));
     }
 }

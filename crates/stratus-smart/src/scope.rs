@@ -1,6 +1,11 @@
 //! SMART scopes as the server grants them. v2 `system/Observation.rs` and v1
 //! `system/Observation.read` both parse; many deployed servers know only v1, so a client
 //! asking in either syntax gets its answer in the same syntax.
+//!
+//! A v2 scope may carry a `?query` (`system/Observation.rs?category=laboratory`). It is
+//! parsed, granted and echoed, but it opens nothing through `can_read`/`can_search`: this
+//! server does not filter results by such queries, and answering with more than the query
+//! allows would defeat the restriction the client asked for.
 
 use std::fmt;
 
@@ -25,6 +30,8 @@ struct ResourceScope {
     resource: String,
     perms: u8,
     v1: bool,
+    /// The v2 `?query` restriction, without the `?`.
+    query: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,12 +72,17 @@ fn parse_one(s: &str) -> Result<Item, ScopeError> {
     let Some((resource, perm)) = rest.split_once('.') else {
         return Err(malformed(s, "expected Type.permissions, e.g. system/*.rs"));
     };
-    if perm.contains('?') {
-        return Err(malformed(
-            s,
-            "scopes with a ?query are not supported by this server",
-        ));
-    }
+    let (perm, query) = match perm.split_once('?') {
+        None => (perm, None),
+        Some((_, "")) => return Err(malformed(s, "an empty ?query")),
+        Some(("read" | "write" | "*", _)) => {
+            return Err(malformed(
+                s,
+                "a ?query needs v2 permissions, e.g. system/Observation.rs?category=laboratory",
+            ));
+        }
+        Some((p, q)) => (p, Some(q.to_owned())),
+    };
     if resource != "*"
         && !(resource.starts_with(|c: char| c.is_ascii_uppercase())
             && resource.chars().all(|c| c.is_ascii_alphanumeric()))
@@ -118,12 +130,25 @@ fn parse_one(s: &str) -> Result<Item, ScopeError> {
         resource: resource.to_owned(),
         perms,
         v1,
+        query,
     }))
 }
 
 impl ResourceScope {
     fn covers_type(&self, t: &str) -> bool {
         self.resource == "*" || self.resource == t
+    }
+
+    /// Whether this scope opens `t` with permission `bit` outright (no `?query`).
+    fn opens(&self, t: &str, bit: u8) -> bool {
+        self.query.is_none() && self.covers_type(t) && self.perms & bit != 0
+    }
+
+    /// Whether everything `want` allows is allowed by `self`.
+    fn covers(&self, want: &ResourceScope) -> bool {
+        self.covers_type(&want.resource)
+            && self.perms & want.perms == want.perms
+            && (self.query.is_none() || self.query == want.query)
     }
 
     fn render(&self) -> String {
@@ -142,7 +167,10 @@ impl ResourceScope {
                 .map(|(_, c)| *c)
                 .collect(),
         };
-        format!("{ctx}/{}.{perm}", self.resource)
+        match &self.query {
+            Some(q) => format!("{ctx}/{}.{perm}?{q}", self.resource),
+            None => format!("{ctx}/{}.{perm}", self.resource),
+        }
     }
 }
 
@@ -164,6 +192,7 @@ impl Scopes {
                 resource: "*".into(),
                 perms: R | S,
                 v1: false,
+                query: None,
             })],
         }
     }
@@ -175,16 +204,16 @@ impl Scopes {
         })
     }
 
-    /// True if a system scope lets the client read resources of `resource_type`.
+    /// True if a system scope without a `?query` lets the client read (`r`) resources of
+    /// `resource_type`.
     pub fn can_read(&self, resource_type: &str) -> bool {
-        self.system()
-            .any(|r| r.covers_type(resource_type) && r.perms & R != 0)
+        self.system().any(|r| r.opens(resource_type, R))
     }
 
-    /// True if a system scope lets the client search resources of `resource_type`.
+    /// True if a system scope without a `?query` lets the client search (`s`) resources of
+    /// `resource_type`.
     pub fn can_search(&self, resource_type: &str) -> bool {
-        self.system()
-            .any(|r| r.covers_type(resource_type) && r.perms & S != 0)
+        self.system().any(|r| r.opens(resource_type, S))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -192,8 +221,11 @@ impl Scopes {
     }
 
     /// What a client registered with `self` gets when it asks for `requested`: every
-    /// requested system scope the registration covers, as asked; one that is only partly
-    /// covered is narrowed to the registered types and permissions it overlaps.
+    /// requested system scope the registration covers, as asked (v1 or v2); one that is
+    /// only partly covered is narrowed to the registered types and permissions it overlaps
+    /// (so `system/*.rs` from a client registered for `system/Patient.rs` gets
+    /// `system/Patient.rs`). Non-system and unknown scopes are never granted. An error if
+    /// nothing at all can be granted.
     pub fn grant(&self, requested: &Scopes) -> Result<Scopes, ScopeError> {
         let mut out: Vec<Item> = Vec::new();
         let mut push = |r: ResourceScope| {
@@ -203,11 +235,7 @@ impl Scopes {
             }
         };
         for want in requested.system() {
-            let covered = self.system().any(|have| {
-                (have.resource == "*" || have.resource == want.resource)
-                    && have.perms & want.perms == want.perms
-            });
-            if covered {
+            if self.system().any(|have| have.covers(want)) {
                 push(want.clone());
                 continue;
             }
@@ -219,6 +247,12 @@ impl Scopes {
                 } else {
                     continue;
                 };
+                let query = match (&want.query, &have.query) {
+                    (q, None) | (None, q) => q.clone(),
+                    (Some(a), Some(b)) if a == b => Some(a.clone()),
+                    // Two different queries do not intersect into one scope.
+                    _ => continue,
+                };
                 let perms = want.perms & have.perms;
                 if perms != 0 {
                     push(ResourceScope {
@@ -226,7 +260,9 @@ impl Scopes {
                         resource,
                         perms,
                         v1: want.v1
+                            && query.is_none()
                             && matches!(perms, p if p == R | S || p == C | U | D || p == ALL),
+                        query,
                     });
                 }
             }
@@ -259,55 +295,100 @@ impl fmt::Display for Scopes {
 mod tests {
     use super::*;
 
+    fn p(s: &str) -> Scopes {
+        Scopes::parse(s).unwrap()
+    }
+
     #[test]
     fn parses_v1_and_v2() {
-        let s = Scopes::parse("system/*.read launch system/Observation.rs").unwrap();
+        let s = p("system/*.read launch openid system/Observation.rs");
         assert!(s.can_read("Patient") && s.can_search("Patient"));
-        assert_eq!(s.to_string(), "system/*.read launch system/Observation.rs");
-        let w = Scopes::parse("system/Patient.cud").unwrap();
-        assert!(!w.can_read("Patient"));
-        assert!(
-            Scopes::parse("patient/*.rs")
-                .map(|s| !s.can_read("Patient"))
-                .unwrap()
+        assert_eq!(
+            s.to_string(),
+            "system/*.read launch openid system/Observation.rs"
         );
+        let w = p("system/Patient.cud");
+        assert!(!w.can_read("Patient") && !w.can_search("Patient"));
+        let r = p("system/Patient.r");
+        assert!(r.can_read("Patient") && !r.can_search("Patient") && !r.can_read("Encounter"));
+        assert!(p("system/*.*").can_search("Encounter"));
+        assert!(p("system/Patient.write").to_string() == "system/Patient.write");
+        for other in ["patient/*.rs", "user/Observation.read", "launch", "openid"] {
+            let s = p(other);
+            assert!(!s.can_read("Patient") && !s.is_empty(), "{other}");
+        }
+        assert!(p("  ").is_empty());
+    }
+
+    #[test]
+    fn malformed_scopes_are_named() {
         for bad in [
             "system/*.rx",
             "system/.rs",
             "system/*",
             "system/*.sr",
             "system/*.rr",
+            "system/*.",
             "system/obs.rs",
-            "system/*.rs?x=1",
+            "system/Patient.read?x=1",
+            "system/*.rs?",
+            "patient/*.bogus",
         ] {
-            assert!(Scopes::parse(bad).is_err(), "{bad}");
+            let e = Scopes::parse(&format!("system/*.rs {bad}")).unwrap_err();
+            assert!(e.to_string().contains(&format!("'{bad}'")), "{e}");
         }
+    }
+
+    #[test]
+    fn queries_parse_and_echo_but_open_nothing() {
+        let q = p("system/Observation.rs?category=laboratory");
+        assert_eq!(q.to_string(), "system/Observation.rs?category=laboratory");
+        assert!(!q.can_read("Observation") && !q.can_search("Observation"));
+        let g = Scopes::all_read().grant(&q).unwrap();
+        assert_eq!(g.to_string(), "system/Observation.rs?category=laboratory");
+        // A registration restricted by a query narrows a broad request to that query.
+        let g = q.grant(&p("system/*.rs")).unwrap();
+        assert_eq!(g.to_string(), "system/Observation.rs?category=laboratory");
+        assert!(q.grant(&p("system/Observation.rs?code=1234-5")).is_err());
     }
 
     #[test]
     fn grants_within_registration() {
         let all = Scopes::all_read();
-        let v1 = Scopes::parse("system/*.read").unwrap();
-        assert_eq!(all.grant(&v1).unwrap().to_string(), "system/*.read");
-        let narrow = Scopes::parse("system/Patient.rs system/Observation.rs").unwrap();
-        let g = narrow
-            .grant(&Scopes::parse("system/*.rs").unwrap())
-            .unwrap();
+        assert_eq!(
+            all.grant(&p("system/*.read")).unwrap().to_string(),
+            "system/*.read"
+        );
+        assert_eq!(
+            all.grant(&p("system/*.rs")).unwrap().to_string(),
+            "system/*.rs"
+        );
+        assert_eq!(
+            all.grant(&p("launch system/Patient.read"))
+                .unwrap()
+                .to_string(),
+            "system/Patient.read"
+        );
+        let narrow = p("system/Patient.rs system/Observation.rs");
+        let g = narrow.grant(&p("system/*.rs")).unwrap();
         assert_eq!(g.to_string(), "system/Patient.rs system/Observation.rs");
         assert!(g.can_read("Patient") && !g.can_read("Condition"));
-        let g = narrow
-            .grant(&Scopes::parse("system/*.read").unwrap())
-            .unwrap();
+        let g = narrow.grant(&p("system/*.read")).unwrap();
         assert_eq!(g.to_string(), "system/Patient.read system/Observation.read");
-        assert!(
-            narrow
-                .grant(&Scopes::parse("system/Condition.rs").unwrap())
-                .is_err()
+        let e = narrow.grant(&p("system/Condition.rs")).unwrap_err();
+        assert!(e.to_string().contains("system/Condition.rs"), "{e}");
+        assert!(all.grant(&p("system/*.cud")).is_err());
+        assert!(all.grant(&p("patient/*.rs")).is_err());
+        // Partly covered permissions are intersected: cruds within rs is rs.
+        assert_eq!(
+            all.grant(&p("system/*.cruds")).unwrap().to_string(),
+            "system/*.rs"
         );
-        assert!(all.grant(&Scopes::parse("system/*.cud").unwrap()).is_err());
-        let g = all
-            .grant(&Scopes::parse("system/*.cruds").unwrap())
-            .unwrap();
-        assert_eq!(g.to_string(), "system/*.rs");
+        // A v1 request narrowed to permissions v1 cannot spell falls back to v2 letters.
+        let read_only = p("system/Patient.r");
+        assert_eq!(
+            read_only.grant(&p("system/*.read")).unwrap().to_string(),
+            "system/Patient.r"
+        );
     }
 }
