@@ -83,15 +83,23 @@ pub async fn fetch(
         None => scratch.join(format!(".discard.{}.download", crate::export::unique())),
     };
     let mut last_error = String::new();
-    for attempt in 0..opts.attempts.max(1) {
-        if attempt > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(
-                500 * (1 << attempt.min(6)),
-            ))
-            .await;
-            tracing::info!("{}: retrying the download ({last_error})", item.url);
+    let mut have = 0u64;
+    // Attempts that moved the file forward (a resumed range) do not use up the budget and
+    // go again at once; attempts that made no progress back off. A hard cap still ends a
+    // transfer that creeps forever.
+    let budget = opts.attempts.max(1);
+    let mut failures = 0;
+    let mut tries = 0;
+    while failures < budget && tries < budget * 20 {
+        tries += 1;
+        let before = have;
+        if failures > 0 && tries > 1 {
+            tracing::info!(
+                "{}: retrying the download from byte {have} ({last_error})",
+                item.url
+            );
         }
-        match transfer(client, item, &tmp, opts, wire).await {
+        match transfer(client, item, &tmp, opts, wire, &mut have).await {
             Ok(received) => {
                 let item = item.clone();
                 let tmp2 = tmp.clone();
@@ -109,14 +117,21 @@ pub async fn fetch(
                 let _ = std::fs::remove_file(&tmp);
                 return Err(e);
             }
-            Err(Transfer::Retry(e)) => last_error = e,
+            Err(Transfer::Retry(e)) => {
+                last_error = e;
+                if have > before {
+                    continue;
+                }
+                failures += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    250 * (1 << failures.min(6)),
+                ))
+                .await;
+            }
         }
     }
     let _ = std::fs::remove_file(&tmp);
-    Err(format!(
-        "gave up after {} attempts: {last_error}",
-        opts.attempts.max(1)
-    ))
+    Err(format!("gave up after {tries} attempts: {last_error}"))
 }
 
 enum Transfer {
@@ -124,21 +139,40 @@ enum Transfer {
     Fatal(String),
 }
 
+/// One attempt. `have` is how many bytes `tmp` already holds from an attempt that broke:
+/// the request asks for the rest with `Range`, and a server that answers 200 instead (no
+/// range support) sends the file from the start. Afterwards `have` says how much `tmp`
+/// holds, so the next attempt continues from there.
 async fn transfer(
     client: &Client,
     item: &Item,
     tmp: &Path,
     opts: &FetchOptions,
     wire: &std::sync::atomic::AtomicU64,
+    have: &mut u64,
 ) -> Result<u64, Transfer> {
+    let from = *have;
     let resp = client
         .send_opts(Method::GET, &item.url, opts.authorize, |r| {
-            r.header(reqwest::header::ACCEPT, "application/fhir+ndjson")
-                .header(reqwest::header::ACCEPT_ENCODING, "gzip")
+            let r = r
+                .header(reqwest::header::ACCEPT, "application/fhir+ndjson")
+                .header(reqwest::header::ACCEPT_ENCODING, "gzip");
+            if from > 0 {
+                r.header(reqwest::header::RANGE, format!("bytes={from}-"))
+            } else {
+                r
+            }
         })
         .await
         .map_err(|e| Transfer::Retry(e.to_string()))?;
     let status = resp.status();
+    if status == reqwest::StatusCode::RANGE_NOT_SATISFIABLE {
+        // The file changed under us: start over.
+        *have = 0;
+        return Err(Transfer::Retry(
+            "the server refused the resume range".into(),
+        ));
+    }
     if !status.is_success() {
         let msg = format!("HTTP {}: {}", status.as_u16(), error_text(resp).await);
         // 410 Gone and other 4xx will not get better by asking again.
@@ -148,15 +182,32 @@ async fn transfer(
             Transfer::Fatal(msg)
         });
     }
-    let expected_len = resp.content_length();
-    let file = std::fs::File::create(tmp)
-        .map_err(|e| Transfer::Fatal(format!("{}: {e}", tmp.display())))?;
+    let partial = status == reqwest::StatusCode::PARTIAL_CONTENT
+        && resp
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with(&format!("bytes {from}-")));
+    let start = if partial { from } else { 0 };
+    let expected_len = resp.content_length().map(|l| l + start);
+    let file = if partial {
+        std::fs::OpenOptions::new().append(true).open(tmp)
+    } else {
+        std::fs::File::create(tmp)
+    }
+    .map_err(|e| Transfer::Fatal(format!("{}: {e}", tmp.display())))?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
     let mut stream = resp.bytes_stream();
-    let mut received = 0u64;
+    let mut received = start;
+    let mut broke = None;
     while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| Transfer::Retry(format!("connection broke: {}", error_chain(&e))))?;
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                broke = Some(format!("connection broke: {}", error_chain(&e)));
+                break;
+            }
+        };
         received += chunk.len() as u64;
         wire.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
         out.write_all(&chunk)
@@ -164,6 +215,11 @@ async fn transfer(
     }
     out.flush()
         .map_err(|e| Transfer::Fatal(format!("{}: {e}", tmp.display())))?;
+    // Everything on disk so far is good; the next attempt may continue from it.
+    *have = received;
+    if let Some(e) = broke {
+        return Err(Transfer::Retry(e));
+    }
     if let Some(len) = expected_len
         && len != received
     {

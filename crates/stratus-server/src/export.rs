@@ -983,13 +983,53 @@ pub async fn download(
                 (coding == "gzip" || coding == "*") && !refused
             })
         });
-    let file = tokio::fs::File::open(&info.path).await?;
+    let mut file = tokio::fs::File::open(&info.path).await?;
     let faults = &state.faults;
     let slow = faults.config.slow_bytes_per_sec;
+    // Ranges are offered on the stored gzip bytes, which never change: a client whose
+    // download broke asks for the rest instead of starting over.
+    let range = if gzip_ok {
+        match headers
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| parse_range(v, info.disk_bytes))
+        {
+            None => None,
+            Some(Some(r)) => Some(r),
+            Some(None) => {
+                let mut r = ApiError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "invalid",
+                    format!(
+                        "{name} is {} bytes; that range is outside it",
+                        info.disk_bytes
+                    ),
+                )
+                .into_response();
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", info.disk_bytes)) {
+                    r.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                return Ok(r);
+            }
+        }
+    } else {
+        None
+    };
     let (stream, length): (ByteStream, Option<u64>) = if gzip_ok {
+        let (start, end) = range.unwrap_or((0, info.disk_bytes.saturating_sub(1)));
+        if start > 0 {
+            use tokio::io::AsyncSeekExt;
+            file.seek(std::io::SeekFrom::Start(start)).await?;
+        }
+        let len = if info.disk_bytes == 0 {
+            0
+        } else {
+            end + 1 - start
+        };
+        use tokio::io::AsyncReadExt;
         (
-            Box::pin(ReaderStream::with_capacity(file, 256 * 1024)),
-            Some(info.disk_bytes),
+            Box::pin(ReaderStream::with_capacity(file.take(len), 256 * 1024)),
+            Some(len),
         )
     } else {
         let mut dec = GzipDecoder::new(tokio::io::BufReader::with_capacity(256 * 1024, file));
@@ -999,13 +1039,22 @@ pub async fn download(
             Some(info.plain_bytes),
         )
     };
-    let cut = faults.truncate_download().then(|| length.unwrap_or(0) / 2);
+    // Cut halfway; a one-byte body cannot be cut short.
+    let cut = faults
+        .truncate_download()
+        .then(|| length.unwrap_or(0) / 2)
+        .filter(|c| *c > 0);
     let body = if cut.is_some() || slow.is_some() {
         Body::from_stream(FaultyStream::new(stream, cut, slow))
     } else {
         Body::from_stream(stream)
     };
-    let mut r = (StatusCode::OK, body).into_response();
+    let status = if range.is_some() {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let mut r = (status, body).into_response();
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -1013,12 +1062,38 @@ pub async fn download(
     );
     if gzip_ok {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    } else {
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
+    }
+    if let Some((start, end)) = range
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{}", info.disk_bytes))
+    {
+        h.insert(header::CONTENT_RANGE, v);
     }
     if let Some(len) = length {
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     }
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     Ok(r)
+}
+
+/// `bytes=N-` or `bytes=N-M` (one range) against a file of `len` bytes: the inclusive
+/// byte span, or `None` if it is unsatisfiable. Other forms are ignored by the caller
+/// answering the whole file, which HTTP allows.
+fn parse_range(v: &str, len: u64) -> Option<(u64, u64)> {
+    let spec = v.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return Some((0, len.saturating_sub(1)));
+    }
+    let (a, b) = spec.split_once('-')?;
+    let start: u64 = a.trim().parse().ok()?;
+    let end: u64 = if b.trim().is_empty() {
+        len.checked_sub(1)?
+    } else {
+        b.trim().parse::<u64>().ok()?.min(len.checked_sub(1)?)
+    };
+    (start <= end).then_some((start, end))
 }
 
 /// `n` random bytes as hex, from the OS generator: job ids must not be guessable.

@@ -139,6 +139,8 @@ pub struct FaultyStream {
     start: Instant,
     held: Option<Bytes>,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The cut is due: the bytes before it were handed out and given time to leave.
+    cut_due: bool,
 }
 
 impl FaultyStream {
@@ -151,6 +153,7 @@ impl FaultyStream {
             start: Instant::now(),
             held: None,
             sleep: None,
+            cut_due: false,
         }
     }
 }
@@ -172,6 +175,19 @@ impl Stream for FaultyStream {
         if let Some(limit) = self.cut_after
             && self.sent >= limit
         {
+            if self.cut_due {
+                return Poll::Ready(Some(Err(std::io::Error::other(
+                    "injected fault: download cut short",
+                ))));
+            }
+            // Pause first: hyper flushes what it holds while the body is pending, so the
+            // client really receives the bytes before the cut, as on a real broken link.
+            self.cut_due = true;
+            let mut sleep = Box::pin(tokio::time::sleep(Duration::from_millis(20)));
+            if sleep.as_mut().poll(cx).is_pending() {
+                self.sleep = Some(sleep);
+                return Poll::Pending;
+            }
             return Poll::Ready(Some(Err(std::io::Error::other(
                 "injected fault: download cut short",
             ))));

@@ -915,3 +915,38 @@ fn export_files_expire() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::GONE);
 }
+
+#[test]
+fn gzip_downloads_honour_ranges() {
+    let s = stratus_server::start(open_config(&synthea())).unwrap();
+    let c = client();
+    let m = export(&c, &format!("{}/$export?_type=Patient", s.base_url), None);
+    let url = m["output"][0]["url"].as_str().unwrap();
+    let raw = Client::builder().no_gzip().build().unwrap();
+    let whole = raw
+        .get(url)
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .unwrap();
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    let whole = whole.bytes().unwrap();
+    let part = raw
+        .get(url)
+        .header("Accept-Encoding", "gzip")
+        .header("Range", "bytes=100-")
+        .send()
+        .unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 100-{}/{}", whole.len() - 1, whole.len()).as_str()
+    );
+    assert_eq!(&part.bytes().unwrap()[..], &whole[100..]);
+    let bad = raw
+        .get(url)
+        .header("Accept-Encoding", "gzip")
+        .header("Range", format!("bytes={}-", whole.len() + 5))
+        .send()
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+}
