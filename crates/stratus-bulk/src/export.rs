@@ -74,6 +74,9 @@ pub struct Options {
     pub attempts: u32,
     /// Inline note attachments into DocumentReference and DiagnosticReport files.
     pub inline: Option<crate::attachments::InlineOptions>,
+    /// Send every finished file (then `manifest.json` and `log.ndjson`) to this
+    /// `http(s)://` URL with a PUT per file; `out` is then the local staging folder.
+    pub upload: Option<String>,
 }
 
 impl Default for Options {
@@ -91,6 +94,7 @@ impl Default for Options {
             max_poll_interval: Duration::from_secs(60),
             attempts: 5,
             inline: None,
+            upload: None,
         }
     }
 }
@@ -312,6 +316,11 @@ pub async fn run(
         Some(d) => d.to_path_buf(),
         None => std::env::temp_dir(),
     };
+    let uploader = match &opts.upload {
+        Some(u) => Some(crate::upload::destination_client(u).map_err(BulkError::Io)?),
+        None => None,
+    };
+    let uploader = &uploader;
     let state = Arc::new(Mutex::new(state));
     let results = futures_util::stream::iter(items.iter().cloned())
         .map(|(item, name)| {
@@ -361,6 +370,18 @@ pub async fn run(
                                 Ok(f)
                             }
                             Err(e) => Err(format!("inlining attachments: {e}")),
+                        }
+                    }
+                    (r, _, _) => r,
+                };
+                let r = match (r, uploader, &dest) {
+                    (Ok(f), Some((up, base)), Some(path)) => {
+                        match crate::upload::put_file(up, base, &name, path).await {
+                            Ok(()) => {
+                                let _ = std::fs::remove_file(path);
+                                Ok(f)
+                            }
+                            Err(e) => Err(e),
                         }
                     }
                     (r, _, _) => r,
@@ -470,6 +491,16 @@ pub async fn run(
             .map_err(|e| BulkError::Io(e.to_string()))?;
         f.commit().map_err(|e| BulkError::Io(e.to_string()))?;
     }
+    if let (Some((up, base)), Some(dir)) = (uploader, out) {
+        crate::upload::put_file(
+            up,
+            base,
+            Path::new("manifest.json"),
+            &dir.join("manifest.json"),
+        )
+        .await
+        .map_err(BulkError::Io)?;
+    }
     log.event(
         "export_complete",
         json!({"files": summary.files, "resources": summary.resources, "bytes": summary.bytes, "attachments": opts.inline.as_ref().map(|_| summary.attachments), "duration": log.elapsed_ms() as u64}),
@@ -480,6 +511,11 @@ pub async fn run(
         if let Some(dir) = out {
             st.save(dir).map_err(BulkError::State)?;
         }
+    }
+    if let (Some((up, base)), Some(dir)) = (uploader, out) {
+        crate::upload::put_file(up, base, Path::new("log.ndjson"), &dir.join("log.ndjson"))
+            .await
+            .map_err(BulkError::Io)?;
     }
     if !opts.keep_on_server {
         match client

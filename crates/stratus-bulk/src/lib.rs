@@ -15,6 +15,8 @@ pub mod export;
 pub mod request;
 /// The resume state file.
 pub mod state;
+/// Sending finished files to an `http(s)://` destination.
+pub mod upload;
 
 pub use export::{BulkError, Options, Progress, Summary, run};
 pub use request::{ExportSpec, Level};

@@ -375,3 +375,72 @@ fn broken_downloads_resume_from_the_last_byte() {
     assert_eq!(got["Patient"].len(), 100);
     assert!(got.values().flat_map(|m| m.values()).all(|n| *n == 1));
 }
+
+/// A small HTTP destination that stores each PUT body under its path, as a site's
+/// upload service would, and remembers the Authorization headers it saw.
+fn put_server(root: PathBuf) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::extract::{Path as AxPath, State};
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = (root, seen.clone());
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let app = axum::Router::new()
+                .route(
+                    "/dest/{*path}",
+                    axum::routing::put(
+                        |State((root, seen)): State<(
+                            PathBuf,
+                            Arc<std::sync::Mutex<Vec<String>>>,
+                        )>,
+                         AxPath(path): AxPath<String>,
+                         headers: axum::http::HeaderMap,
+                         body: axum::body::Bytes| async move {
+                            if let Some(a) = headers.get("authorization") {
+                                seen.lock().unwrap().push(a.to_str().unwrap().to_owned());
+                            }
+                            let dest = root.join(&path);
+                            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+                            std::fs::write(dest, body).unwrap();
+                            axum::http::StatusCode::CREATED
+                        },
+                    ),
+                )
+                .with_state(state);
+            let l = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(l, app).await.unwrap();
+        });
+    });
+    (format!("http://site:secret@{addr}/dest"), seen)
+}
+
+#[test]
+fn files_can_go_to_an_http_destination() {
+    let s = server(Faults::default(), 100_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let received = tmp.path().join("received");
+    let (dest, seen) = put_server(received.clone());
+    let staging = tmp.path().join("staging");
+    let client = Client::new(&s.base_url, Auth::None, quick()).unwrap();
+    let mut o = opts(&staging);
+    o.upload = Some(dest);
+    let sum = run(&client, &spec(&["Patient", "Condition"]), &o).unwrap();
+    assert_eq!(sum.resources, 739);
+    let got = ids(&received);
+    assert_eq!(got["Patient"].len(), 100);
+    assert_eq!(got["Condition"].len(), 639);
+    assert!(received.join("manifest.json").exists());
+    assert!(received.join("log.ndjson").exists());
+    assert!(
+        !staging.join("Patient.001.ndjson.gz").exists(),
+        "staged files are removed once sent"
+    );
+    let auth = seen.lock().unwrap();
+    assert!(
+        !auth.is_empty() && auth.iter().all(|a| a.starts_with("Basic ")),
+        "{auth:?}"
+    );
+}

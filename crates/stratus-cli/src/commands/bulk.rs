@@ -22,10 +22,15 @@ pub struct BulkArgs {
     /// The FHIR server's base URL.
     #[arg(long, env = "STRATUS_FHIR_URL", value_name = "URL")]
     pub fhir_url: String,
-    /// Where the files go: a folder (created if missing), or `none` to validate and count
-    /// without keeping anything.
-    #[arg(long, value_name = "DIR")]
+    /// Where the files go: a folder (created if missing); an http(s):// URL, which gets a
+    /// PUT per file (Basic auth from user:password@ in the URL); or `none` to validate and
+    /// count without keeping anything.
+    #[arg(long, value_name = "DIR|URL")]
     pub out: PathBuf,
+    /// Local folder where files for an http(s):// --out wait until sent, with the resume
+    /// state (default: a folder under the system temp dir named after the URL).
+    #[arg(long, value_name = "DIR")]
+    pub staging: Option<PathBuf>,
 
     /// System-level export ([base]/$export) instead of Patient-level.
     #[arg(long, conflicts_with = "group")]
@@ -260,7 +265,25 @@ pub fn run(a: &BulkArgs, quiet: bool) -> anyhow::Result<Outcome> {
         ..HttpConfig::default()
     };
     let client = Client::new(&a.fhir_url, auth(&a.auth)?, config)?;
-    let out = (a.out.as_os_str() != "none").then(|| a.out.clone());
+    let out_text = a.out.to_string_lossy().into_owned();
+    let upload = (out_text.starts_with("http://") || out_text.starts_with("https://"))
+        .then(|| out_text.clone());
+    if out_text.starts_with("s3://") {
+        bail!(
+            "s3:// destinations are not supported yet: write to a folder and copy it with your S3 tool"
+        );
+    }
+    let out = match &upload {
+        Some(url) => Some(a.staging.clone().unwrap_or_else(|| {
+            // Stable per destination, so rerunning the same command resumes.
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for b in url.bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+            }
+            std::env::temp_dir().join(format!("stratus-bulk-{h:016x}"))
+        })),
+        None => (out_text != "none").then(|| a.out.clone()),
+    };
     let options = Options {
         out: out.clone(),
         parallel: a.parallel.max(1),
@@ -277,6 +300,7 @@ pub fn run(a: &BulkArgs, quiet: bool) -> anyhow::Result<Outcome> {
         keep_on_server: a.keep_on_server,
         max_poll_interval: a.max_wait.min(Duration::from_secs(60)),
         attempts: a.retries.max(1),
+        upload: upload.clone(),
         inline: (a.inline || !a.inline_types.is_empty()).then(|| {
             let mut o = stratus_bulk::attachments::InlineOptions {
                 max_bytes: a.inline_max_size as u64,
@@ -353,15 +377,27 @@ pub fn run(a: &BulkArgs, quiet: bool) -> anyhow::Result<Outcome> {
         bytes(summary.bytes),
         summary.transaction_time
     );
-    match &out {
-        Some(dir) => println!("written to {} (manifest.json, log.ndjson)", dir.display()),
-        None => println!("validated only (--out none): nothing kept"),
+    match (&upload, &out) {
+        (Some(url), _) => println!("sent to {} (manifest.json, log.ndjson)", redact(url)),
+        (None, Some(dir)) => println!("written to {} (manifest.json, log.ndjson)", dir.display()),
+        (None, None) => println!("validated only (--out none): nothing kept"),
     }
     Ok(if summary.problems.is_empty() {
         Outcome::Success
     } else {
         Outcome::BadInput
     })
+}
+
+/// A URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

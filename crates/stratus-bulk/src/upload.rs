@@ -1,0 +1,93 @@
+//! An `http(s)://` destination: each finished file is sent with `PUT {base}/{name}`, where
+//! `name` is its place in the export folder (`Patient.001.ndjson.gz`,
+//! `error/OperationOutcome.001.ndjson.gz`, `manifest.json`). The body streams from the
+//! staged file, so memory stays flat. Credentials come from the URL (`https://user:pw@...`);
+//! the FHIR server's token is never sent there.
+
+use std::path::Path;
+
+use reqwest::Method;
+use stratus_http::Client;
+use stratus_http::client::error_text;
+
+/// A client for the destination: no FHIR headers or token, Basic auth from the URL's
+/// user info if it has one.
+pub fn destination_client(url: &str) -> Result<(Client, String), String> {
+    let mut u = url::Url::parse(url).map_err(|e| format!("--out {url}: {e}"))?;
+    let auth = if u.username().is_empty() {
+        stratus_http::Auth::None
+    } else {
+        let user = u.username().to_owned();
+        let password = u.password().unwrap_or_default().to_owned();
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+        stratus_http::Auth::Basic { user, password }
+    };
+    let base = u.as_str().trim_end_matches('/').to_owned();
+    let client =
+        Client::new(&base, auth, stratus_http::HttpConfig::default()).map_err(|e| e.to_string())?;
+    Ok((client, base))
+}
+
+pub async fn put_file(client: &Client, base: &str, name: &Path, path: &Path) -> Result<(), String> {
+    let rel = name
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/");
+    let url = format!("{}/{rel}", base.trim_end_matches('/'));
+    let len = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    let content_type = if rel.ends_with(".json") {
+        "application/json"
+    } else if rel.ends_with(".gz") {
+        "application/gzip"
+    } else {
+        "application/fhir+ndjson"
+    };
+    let resp = client
+        .send_opts(Method::PUT, &url, true, |r| {
+            let body = match std::fs::File::open(path) {
+                Ok(f) => reqwest::Body::wrap_stream(tokio_util_stream(f)),
+                Err(_) => reqwest::Body::from(Vec::new()),
+            };
+            r.header(reqwest::header::CONTENT_TYPE, content_type)
+                .header(reqwest::header::CONTENT_LENGTH, len)
+                .body(body)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!(
+            "upload {url}: HTTP {}: {}",
+            status.as_u16(),
+            error_text(resp).await
+        ));
+    }
+    Ok(())
+}
+
+/// A file as a stream of 256 KiB chunks, read on the blocking pool.
+fn tokio_util_stream(
+    f: std::fs::File,
+) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static {
+    futures_util::stream::unfold(Some(f), |state| async move {
+        let mut f = state?;
+        let read = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut buf = vec![0u8; 256 * 1024];
+            let n = f.read(&mut buf)?;
+            buf.truncate(n);
+            Ok::<_, std::io::Error>((buf, f))
+        })
+        .await;
+        match read {
+            Ok(Ok((buf, _))) if buf.is_empty() => None,
+            Ok(Ok((buf, f))) => Some((Ok(buf), Some(f))),
+            Ok(Err(e)) => Some((Err(e), None)),
+            Err(e) => Some((Err(std::io::Error::other(e)), None)),
+        }
+    })
+}
