@@ -75,7 +75,8 @@ pub struct Options {
     /// Inline note attachments into DocumentReference and DiagnosticReport files.
     pub inline: Option<crate::attachments::InlineOptions>,
     /// Send every finished file (then `manifest.json` and `log.ndjson`) to this
-    /// `http(s)://` URL with a PUT per file; `out` is then the local staging folder.
+    /// `http(s)://` URL (a PUT per file) or `s3://bucket/prefix`; `out` is then the local
+    /// staging folder.
     pub upload: Option<String>,
 }
 
@@ -317,7 +318,7 @@ pub async fn run(
         None => std::env::temp_dir(),
     };
     let uploader = match &opts.upload {
-        Some(u) => Some(crate::upload::destination_client(u).map_err(BulkError::Io)?),
+        Some(u) => Some(crate::upload::Uploader::for_url(u).map_err(BulkError::Io)?),
         None => None,
     };
     let uploader = &uploader;
@@ -375,8 +376,8 @@ pub async fn run(
                     (r, _, _) => r,
                 };
                 let r = match (r, uploader, &dest) {
-                    (Ok(f), Some((up, base)), Some(path)) => {
-                        match crate::upload::put_file(up, base, &name, path).await {
+                    (Ok(f), Some(up), Some(path)) => {
+                        match up.put(&name, path).await {
                             Ok(()) => {
                                 let _ = std::fs::remove_file(path);
                                 Ok(f)
@@ -491,15 +492,10 @@ pub async fn run(
             .map_err(|e| BulkError::Io(e.to_string()))?;
         f.commit().map_err(|e| BulkError::Io(e.to_string()))?;
     }
-    if let (Some((up, base)), Some(dir)) = (uploader, out) {
-        crate::upload::put_file(
-            up,
-            base,
-            Path::new("manifest.json"),
-            &dir.join("manifest.json"),
-        )
-        .await
-        .map_err(BulkError::Io)?;
+    if let (Some(up), Some(dir)) = (uploader, out) {
+        up.put(Path::new("manifest.json"), &dir.join("manifest.json"))
+            .await
+            .map_err(BulkError::Io)?;
     }
     log.event(
         "export_complete",
@@ -512,8 +508,8 @@ pub async fn run(
             st.save(dir).map_err(BulkError::State)?;
         }
     }
-    if let (Some((up, base)), Some(dir)) = (uploader, out) {
-        crate::upload::put_file(up, base, Path::new("log.ndjson"), &dir.join("log.ndjson"))
+    if let (Some(up), Some(dir)) = (uploader, out) {
+        up.put(Path::new("log.ndjson"), &dir.join("log.ndjson"))
             .await
             .map_err(BulkError::Io)?;
     }

@@ -13,9 +13,11 @@ pub mod events;
 pub mod export;
 /// What to export: level and kick-off parameters.
 pub mod request;
+/// `s3://` destinations (SigV4 PUT Object).
+pub mod s3;
 /// The resume state file.
 pub mod state;
-/// Sending finished files to an `http(s)://` destination.
+/// Sending finished files to an `http(s)://` or `s3://` destination.
 pub mod upload;
 
 pub use export::{BulkError, Options, Progress, Summary, run};

@@ -1,4 +1,4 @@
-//! An `http(s)://` destination: each finished file is sent with `PUT {base}/{name}`, where
+//! Remote destinations. `s3://` is in [`crate::s3`]. An `http(s)://` destination: each finished file is sent with `PUT {base}/{name}`, where
 //! `name` is its place in the export folder (`Patient.001.ndjson.gz`,
 //! `error/OperationOutcome.001.ndjson.gz`, `manifest.json`). The body streams from the
 //! staged file, so memory stays flat. Credentials come from the URL (`https://user:pw@...`);
@@ -90,4 +90,48 @@ fn tokio_util_stream(
             Err(e) => Some((Err(std::io::Error::other(e)), None)),
         }
     })
+}
+
+/// A remote destination for finished files.
+pub enum Uploader {
+    Http {
+        client: Client,
+        base: String,
+    },
+    S3 {
+        dest: crate::s3::S3Dest,
+        http: reqwest::Client,
+    },
+}
+
+impl Uploader {
+    /// For `http(s)://...` or `s3://bucket/prefix`.
+    pub fn for_url(url: &str) -> Result<Uploader, String> {
+        if url.starts_with("s3://") {
+            let dest = crate::s3::S3Dest::from_url(url)?;
+            let http = reqwest::Client::builder()
+                .no_gzip()
+                .build()
+                .map_err(|e| e.to_string())?;
+            Ok(Uploader::S3 { dest, http })
+        } else {
+            let (client, base) = destination_client(url)?;
+            Ok(Uploader::Http { client, base })
+        }
+    }
+
+    /// Sends `path` as `name` (a relative path in the export folder).
+    pub async fn put(&self, name: &Path, path: &Path) -> Result<(), String> {
+        match self {
+            Uploader::Http { client, base } => put_file(client, base, name, path).await,
+            Uploader::S3 { dest, http } => {
+                let rel = name
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                dest.put(http, &rel, path).await
+            }
+        }
+    }
 }

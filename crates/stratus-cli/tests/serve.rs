@@ -337,3 +337,106 @@ fn bulk_exports_from_serve_with_smart_keys() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+/// An S3 server (s3s-fs: buckets are folders under `root`) on 127.0.0.1, keys test/test.
+fn s3_server(root: &Path) -> String {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto::Builder;
+    let fs = s3s_fs::FileSystem::new(root).unwrap();
+    let mut b = s3s::service::S3ServiceBuilder::new(fs);
+    b.set_auth(s3s::auth::SimpleAuth::from_single("test", "test"));
+    let service = b.build();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let conn = Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(socket), service.clone())
+                    .into_owned();
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+        });
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn bulk_writes_to_s3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("s3");
+    std::fs::create_dir_all(root.join("lake")).unwrap();
+    let endpoint = s3_server(&root);
+    let data = synthea();
+    let s = serve(&["--data", data.to_str().unwrap(), "--open"]);
+    let out = Command::new(bin())
+        .args([
+            "bulk",
+            "--fhir-url",
+            s.base.as_str(),
+            "--global",
+            "--type",
+            "Patient,Condition",
+            "--out",
+            "s3://lake/exports/one",
+            "--staging",
+            tmp.path().join("staging").to_str().unwrap(),
+        ])
+        .env_remove("STRATUS_CONFIG")
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = root.join("lake/exports/one");
+    for f in [
+        "Patient.001.ndjson.gz",
+        "Condition.001.ndjson.gz",
+        "manifest.json",
+        "log.ndjson",
+    ] {
+        assert!(dir.join(f).exists(), "{f} in {}", dir.display());
+    }
+    let stats = stratus(&["ndjson", "stats", "--json", dir.to_str().unwrap()]);
+    let v: Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(v["total_resources"], 739);
+
+    // Wrong credentials: one clear line from S3.
+    let out = Command::new(bin())
+        .args([
+            "bulk",
+            "--fhir-url",
+            s.base.as_str(),
+            "--global",
+            "--type",
+            "Patient",
+            "--out",
+            "s3://lake/exports/two",
+            "--staging",
+            tmp.path().join("staging2").to_str().unwrap(),
+        ])
+        .env_remove("STRATUS_CONFIG")
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("s3://lake/exports/two"), "{err}");
+}

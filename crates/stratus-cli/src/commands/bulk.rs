@@ -23,11 +23,12 @@ pub struct BulkArgs {
     #[arg(long, env = "STRATUS_FHIR_URL", value_name = "URL")]
     pub fhir_url: String,
     /// Where the files go: a folder (created if missing); an http(s):// URL, which gets a
-    /// PUT per file (Basic auth from user:password@ in the URL); or `none` to validate and
-    /// count without keeping anything.
+    /// PUT per file (Basic auth from user:password@ in the URL); s3://bucket/prefix
+    /// (credentials, region and AWS_ENDPOINT_URL from the usual AWS_* variables); or `none`
+    /// to validate and count without keeping anything.
     #[arg(long, value_name = "DIR|URL")]
     pub out: PathBuf,
-    /// Local folder where files for an http(s):// --out wait until sent, with the resume
+    /// Local folder where files for an http(s):// or s3:// --out wait until sent, with the resume
     /// state (default: a folder under the system temp dir named after the URL).
     #[arg(long, value_name = "DIR")]
     pub staging: Option<PathBuf>,
@@ -266,13 +267,10 @@ pub fn run(a: &BulkArgs, quiet: bool) -> anyhow::Result<Outcome> {
     };
     let client = Client::new(&a.fhir_url, auth(&a.auth)?, config)?;
     let out_text = a.out.to_string_lossy().into_owned();
-    let upload = (out_text.starts_with("http://") || out_text.starts_with("https://"))
+    let upload = ["http://", "https://", "s3://"]
+        .iter()
+        .any(|p| out_text.starts_with(p))
         .then(|| out_text.clone());
-    if out_text.starts_with("s3://") {
-        bail!(
-            "s3:// destinations are not supported yet: write to a folder and copy it with your S3 tool"
-        );
-    }
     let out = match &upload {
         Some(url) => Some(a.staging.clone().unwrap_or_else(|| {
             // Stable per destination, so rerunning the same command resumes.
