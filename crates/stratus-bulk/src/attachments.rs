@@ -22,6 +22,9 @@ pub struct InlineOptions {
     pub types: Vec<String>,
     /// Larger attachments are left as URLs.
     pub max_bytes: u64,
+    /// Inline PDFs as their text (`text/plain`), as bulk-data-client's `pdfToText` does, so
+    /// NLP reads them like any other note.
+    pub pdf_to_text: bool,
 }
 
 impl Default for InlineOptions {
@@ -33,6 +36,7 @@ impl Default for InlineOptions {
                 "application/xhtml+xml".into(),
             ],
             max_bytes: 10 << 20,
+            pdf_to_text: false,
         }
     }
 }
@@ -235,6 +239,19 @@ async fn inline_one(client: &Client, att: &mut Value, opts: &InlineOptions) -> O
     if bytes.len() as u64 > opts.max_bytes {
         return Outcome::TooLarge;
     }
+    let bytes = if opts.pdf_to_text && m == "application/pdf" {
+        match tokio::task::spawn_blocking(move || pdf_extract::extract_text_from_mem(&bytes)).await
+        {
+            Ok(Ok(text)) => {
+                att["contentType"] = Value::String("text/plain; charset=utf-8".into());
+                text.into_bytes()
+            }
+            Ok(Err(e)) => return Outcome::Failed(format!("{full}: no text from the PDF: {e}")),
+            Err(e) => return Outcome::Failed(format!("{full}: {e}")),
+        }
+    } else {
+        bytes
+    };
     let hash = Sha1::digest(&bytes);
     att["data"] = Value::String(base64::engine::general_purpose::STANDARD.encode(&bytes));
     att["size"] = Value::from(bytes.len() as u64);

@@ -315,8 +315,13 @@ fn note_attachments_are_inlined_with_hashes() {
     let client = Client::new(&s.base_url, Auth::None, quick()).unwrap();
     let mut o = opts(&out);
     o.inline = Some(stratus_bulk::attachments::InlineOptions {
-        types: vec!["text/plain".into(), "text/html".into()],
+        types: vec![
+            "text/plain".into(),
+            "text/html".into(),
+            "application/pdf".into(),
+        ],
         max_bytes: 1 << 20,
+        pdf_to_text: true,
     });
     let sum = run(
         &client,
@@ -336,6 +341,10 @@ fn note_attachments_are_inlined_with_hashes() {
             for c in v["content"].as_array().unwrap() {
                 let a = &c["attachment"];
                 let ct = a["contentType"].as_str().unwrap_or_default();
+                assert!(
+                    !ct.starts_with("application/pdf") || a.get("url").is_none(),
+                    "PDFs behind a URL became text: {a}"
+                );
                 if a.get("url").is_some()
                     && (ct.starts_with("text/plain") || ct.starts_with("text/html"))
                 {
@@ -346,6 +355,8 @@ fn note_attachments_are_inlined_with_hashes() {
                     let hash =
                         base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(&data));
                     assert_eq!(a["hash"].as_str(), Some(hash.as_str()));
+                    let text = String::from_utf8(data).expect("text");
+                    assert!(text.to_lowercase().contains("patient"), "{text}");
                     checked += 1;
                 }
             }

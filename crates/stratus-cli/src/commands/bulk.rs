@@ -111,6 +111,9 @@ pub struct BulkArgs {
     /// application/xhtml+xml).
     #[arg(long, value_delimiter = ',', value_name = "MIME")]
     pub inline_types: Vec<String>,
+    /// Inline PDF attachments as their text (contentType text/plain; implies --inline).
+    #[arg(long)]
+    pub pdf_to_text: bool,
     /// Attachments larger than this stay as URLs (suffixes K, M, G).
     #[arg(long, default_value = "10M", value_name = "SIZE", value_parser = crate::cli::parse_size)]
     pub inline_max_size: usize,
@@ -299,13 +302,17 @@ pub fn run(a: &BulkArgs, quiet: bool) -> anyhow::Result<Outcome> {
         max_poll_interval: a.max_wait.min(Duration::from_secs(60)),
         attempts: a.retries.max(1),
         upload: upload.clone(),
-        inline: (a.inline || !a.inline_types.is_empty()).then(|| {
+        inline: (a.inline || a.pdf_to_text || !a.inline_types.is_empty()).then(|| {
             let mut o = stratus_bulk::attachments::InlineOptions {
                 max_bytes: a.inline_max_size as u64,
+                pdf_to_text: a.pdf_to_text,
                 ..Default::default()
             };
             if !a.inline_types.is_empty() {
                 o.types = a.inline_types.clone();
+            }
+            if a.pdf_to_text && !o.types.iter().any(|t| t == "application/pdf") {
+                o.types.push("application/pdf".into());
             }
             o
         }),
