@@ -455,3 +455,47 @@ fn files_can_go_to_an_http_destination() {
         "{auth:?}"
     );
 }
+
+#[test]
+fn slow_downloads_and_a_rate_limit_still_finish() {
+    let s = server(
+        Faults {
+            rate_limit: Some(20.0),
+            retry_after: Some(1),
+            slow_bytes_per_sec: Some(200_000),
+            ..Faults::default()
+        },
+        200,
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("export");
+    let client = Client::new(&s.base_url, Auth::None, quick()).unwrap();
+    let sum = run(&client, &spec(&["Patient", "Condition"]), &opts(&out)).unwrap();
+    assert_eq!(sum.resources, 739);
+    let got = ids(&out);
+    assert!(got.values().flat_map(|m| m.values()).all(|n| *n == 1));
+    assert_eq!(got["Condition"].len(), 639);
+}
+
+#[test]
+fn server_refusals_are_one_clear_error() {
+    let s = server(Faults::default(), 100_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let client = Client::new(&s.base_url, Auth::None, quick()).unwrap();
+    let mut sp = spec(&["Patient"]);
+    sp.level = Some(Level::Group("no-such-group".into()));
+    let err = run(&client, &sp, &opts(&tmp.path().join("a")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("HTTP 404") && err.contains("Group/no-such-group"),
+        "{err}"
+    );
+    let err = run(&client, &spec(&["NotAType"]), &opts(&tmp.path().join("b")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("HTTP 400") && err.contains("NotAType"),
+        "{err}"
+    );
+}

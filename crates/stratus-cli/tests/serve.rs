@@ -440,3 +440,27 @@ fn bulk_writes_to_s3() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("s3://lake/exports/two"), "{err}");
 }
+
+#[test]
+fn bulk_names_a_bad_key_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let junk = tmp.path().join("junk.jwks");
+    std::fs::write(&junk, "not a key").unwrap();
+    for key in [junk.to_str().unwrap(), "/no/such/key.pem"] {
+        let r = stratus(&[
+            "bulk",
+            "--fhir-url",
+            "http://127.0.0.1:9/fhir",
+            "--out",
+            tmp.path().join("x").to_str().unwrap(),
+            "--smart-client-id",
+            "site",
+            "--smart-key",
+            key,
+        ]);
+        assert_eq!(r.status.code(), Some(1));
+        let err = String::from_utf8(r.stderr).unwrap();
+        assert!(err.contains(key), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
