@@ -499,3 +499,19 @@ fn server_refusals_are_one_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn standard_names_and_plain_files_on_request() {
+    let s = server(Faults::default(), 100_000);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("export");
+    let client = Client::new(&s.base_url, Auth::None, quick()).unwrap();
+    let mut o = opts(&out);
+    o.standard_names = true;
+    o.compression = stratus_fhir::Compression::None;
+    run(&client, &spec(&["Patient", "Condition"]), &o).unwrap();
+    assert!(out.join("1.Patient.ndjson").exists());
+    assert!(out.join("1.Condition.ndjson").exists());
+    let text = std::fs::read_to_string(out.join("1.Patient.ndjson")).unwrap();
+    assert_eq!(text.lines().count(), 100);
+}

@@ -417,16 +417,32 @@ fn report(p: &Progress, done: &std::sync::atomic::AtomicBool, mode: Mode) {
     let tty = mode == Mode::Live;
     let start = std::time::Instant::now();
     let mut last_text = std::time::Instant::now();
+    let mut dl_start: Option<Option<std::time::Instant>> = None;
     while !done.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
         let phase = p.phase.lock().map(|s| s.clone()).unwrap_or_default();
         let wire = p.wire_bytes.load(Ordering::Relaxed);
         let secs = start.elapsed().as_secs_f64().max(0.001);
-        let line = format!(
-            "{phase}: server {}%, files {}/{}, {} resources, {} received ({}/s)",
-            p.server_percent.load(Ordering::Relaxed),
+        let (done_files, total_files) = (
             p.files_done.load(Ordering::Relaxed),
             p.files_total.load(Ordering::Relaxed),
+        );
+        // ETA from the share of files done since the downloads began.
+        let eta = match *dl_start
+            .get_or_insert_with(|| (total_files > 0).then(std::time::Instant::now))
+        {
+            Some(t0) if done_files > 0 && done_files < total_files => {
+                let per = t0.elapsed().as_secs_f64() / done_files as f64;
+                format!(", ETA {:.0}s", per * (total_files - done_files) as f64)
+            }
+            _ => String::new(),
+        };
+        if total_files == 0 {
+            dl_start = None;
+        }
+        let line = format!(
+            "{phase}: server {}%, files {done_files}/{total_files}, {} resources, {} received ({}/s){eta}",
+            p.server_percent.load(Ordering::Relaxed),
             thousands(p.resources.load(Ordering::Relaxed)),
             bytes(wire),
             bytes((wire as f64 / secs) as u64),
