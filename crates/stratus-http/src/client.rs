@@ -406,3 +406,32 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The CapabilityStatement fallback finds the token URL in a real server's statement.
+    #[test]
+    fn token_url_from_the_capability_statement() {
+        let tmp = std::env::temp_dir().join(format!("stratus-http-cs-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        std::fs::write(
+            tmp.join("Patient.ndjson"),
+            "{\"resourceType\":\"Patient\",\"id\":\"p\"}\n",
+        )
+        .unwrap();
+        let mut c = stratus_server::ServeConfig::new(&tmp);
+        c.port = 0;
+        let s = stratus_server::start(c).unwrap();
+        let cs: Value = reqwest::blocking::get(format!("{}/metadata", s.base_url))
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(oauth_token_uri(&cs), s.token_url.clone());
+        assert_eq!(oauth_token_uri(&serde_json::json!({"rest": []})), None);
+        drop(s);
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+}
