@@ -680,6 +680,7 @@ async fn poll(
             });
         }
         let manifest = json_body(&url, resp).await?;
+        progress.server_percent.store(100, Ordering::Relaxed);
         let tt = manifest
             .get("transactionTime")
             .cloned()
