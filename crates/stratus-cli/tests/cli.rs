@@ -4,45 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use assert_cmd::Command;
+mod common;
 
-/// `../shared/data/synthea-r4-100` beside the repository (override with
-/// STRATUS_SYNTHEA_DIR).
-fn synthea() -> PathBuf {
-    if let Ok(p) = std::env::var("STRATUS_SYNTHEA_DIR") {
-        return PathBuf::from(p);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/synthea-r4-100")
-}
-
-fn stratus() -> Command {
-    let mut c = Command::cargo_bin("stratus").unwrap();
-    c.env_remove("STRATUS_LOG")
-        .env_remove("STRATUS_THREADS")
-        .env_remove("STRATUS_CONFIG");
-    c
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(args: &[&str]) -> Run {
-    let out = stratus().args(args).output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use common::{p, run, stratus, synthea};
 
 #[test]
 fn stats_counts_the_synthea_folder() {

@@ -9,38 +9,13 @@ use std::path::Path;
 use std::process::Command as StdCommand;
 use std::time::Duration;
 
-use assert_cmd::Command;
+mod common;
+
+use common::{Run, p, run};
 use serde_json::Value;
 use stratus_smart::keys::SigningKey;
 use stratus_smart::scope::Scopes;
 use stratus_smart::server::{AuthConfig, AuthServer, now_unix};
-
-fn stratus() -> Command {
-    let mut c = Command::cargo_bin("stratus").unwrap();
-    c.env_remove("STRATUS_LOG")
-        .env_remove("STRATUS_THREADS")
-        .env_remove("STRATUS_CONFIG");
-    c
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(args: &[&str]) -> Run {
-    let out = stratus().args(args).output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 fn json(s: &str) -> Value {
     serde_json::from_str(s).unwrap()
