@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
+use line_check::check_line;
 use reqwest::Method;
-use sonic_rs_free::check_line;
 use stratus_fhir::reader::{Line, NdjsonReader, ReaderOptions};
 use stratus_fhir::writer::{Compression, NdjsonWriter};
 use stratus_http::Client;
@@ -123,10 +123,8 @@ pub async fn fetch(
                     continue;
                 }
                 failures += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(
-                    250 * (1 << failures.min(6)),
-                ))
-                .await;
+                let base = std::time::Duration::from_millis(250);
+                tokio::time::sleep(stratus_http::retry::backoff(base, failures, base * 64)).await;
             }
         }
     }
@@ -305,7 +303,6 @@ fn validate_and_place(
             "{}: the manifest says {expected} resources, the file holds {}",
             item.url, f.resources
         );
-        f.bad_lines += 0;
         f.problems.push(msg);
     }
     match (dest, writer) {
@@ -321,8 +318,8 @@ fn validate_and_place(
     Ok(f)
 }
 
-/// JSON checks of one line, without the cost of building a tree for valid lines.
-mod sonic_rs_free {
+/// JSON checks of one line: valid JSON, a `resourceType` as the manifest says, an `id`.
+mod line_check {
     use stratus_fhir::sonic_rs::{self, JsonValueTrait};
 
     pub fn check_line(bytes: &[u8], expected: Option<&str>, needs_id: bool) -> Result<(), String> {

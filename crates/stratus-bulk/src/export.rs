@@ -740,7 +740,7 @@ fn leading_percent(s: &str) -> Option<u64> {
 /// The diagnostics of the OperationOutcomes the server put in the error files.
 fn server_messages(dir: &Path, items: &[(Item, PathBuf)]) -> Vec<String> {
     let mut out = Vec::new();
-    for (item, name) in items.iter().filter(|(i, _)| i.kind == Kind::Error) {
+    for (_, name) in items.iter().filter(|(i, _)| i.kind == Kind::Error) {
         let Ok(mut reader) = stratus_fhir::NdjsonReader::open(dir.join(name), Default::default())
         else {
             continue;
@@ -754,7 +754,6 @@ fn server_messages(dir: &Path, items: &[(Item, PathBuf)]) -> Vec<String> {
                 return out;
             }
         }
-        let _ = item;
     }
     out
 }

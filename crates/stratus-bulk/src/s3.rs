@@ -8,6 +8,7 @@
 //! above any Bulk Data file at the default split.
 
 use std::path::Path;
+use std::time::Duration;
 
 /// Where and how to write objects.
 #[derive(Clone)]
@@ -89,13 +90,17 @@ impl S3Dest {
         let mut last = String::new();
         for attempt in 0..5u32 {
             if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(300 << attempt)).await;
+                let wait = Duration::from_millis(300);
+                tokio::time::sleep(stratus_http::retry::backoff(wait, attempt, wait * 16)).await;
             }
             let (amz_date, auth) = self.sign("PUT", &canonical_uri, &host);
             let file = tokio::fs::File::open(path)
                 .await
                 .map_err(|e| format!("{}: {e}", path.display()))?;
-            let body = reqwest::Body::wrap_stream(tokio_util_stream(file));
+            let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+                file,
+                256 * 1024,
+            ));
             let mut req = http
                 .put(&url)
                 .header("x-amz-date", &amz_date)
@@ -195,24 +200,6 @@ fn between<'a>(text: &'a str, a: &str, b: &str) -> Option<&'a str> {
     let start = text.find(a)? + a.len();
     let end = text[start..].find(b)? + start;
     Some(&text[start..end])
-}
-
-fn tokio_util_stream(
-    f: tokio::fs::File,
-) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static {
-    futures_util::stream::unfold(Some(f), |state| async move {
-        use tokio::io::AsyncReadExt;
-        let mut f = state?;
-        let mut buf = vec![0u8; 256 * 1024];
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(buf), Some(f)))
-            }
-            Err(e) => Some((Err(e), None)),
-        }
-    })
 }
 
 #[cfg(test)]

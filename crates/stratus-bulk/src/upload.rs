@@ -9,6 +9,7 @@ use std::path::Path;
 use reqwest::Method;
 use stratus_http::Client;
 use stratus_http::client::error_text;
+use tokio_util::io::ReaderStream;
 
 /// A client for the destination: no FHIR headers or token, Basic auth from the URL's
 /// user info if it has one.
@@ -49,7 +50,10 @@ pub async fn put_file(client: &Client, base: &str, name: &Path, path: &Path) -> 
     let resp = client
         .send_opts(Method::PUT, &url, true, |r| {
             let body = match std::fs::File::open(path) {
-                Ok(f) => reqwest::Body::wrap_stream(tokio_util_stream(f)),
+                Ok(f) => reqwest::Body::wrap_stream(ReaderStream::with_capacity(
+                    tokio::fs::File::from_std(f),
+                    256 * 1024,
+                )),
                 Err(_) => reqwest::Body::from(Vec::new()),
             };
             r.header(reqwest::header::CONTENT_TYPE, content_type)
@@ -67,29 +71,6 @@ pub async fn put_file(client: &Client, base: &str, name: &Path, path: &Path) -> 
         ));
     }
     Ok(())
-}
-
-/// A file as a stream of 256 KiB chunks, read on the blocking pool.
-fn tokio_util_stream(
-    f: std::fs::File,
-) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static {
-    futures_util::stream::unfold(Some(f), |state| async move {
-        let mut f = state?;
-        let read = tokio::task::spawn_blocking(move || {
-            use std::io::Read;
-            let mut buf = vec![0u8; 256 * 1024];
-            let n = f.read(&mut buf)?;
-            buf.truncate(n);
-            Ok::<_, std::io::Error>((buf, f))
-        })
-        .await;
-        match read {
-            Ok(Ok((buf, _))) if buf.is_empty() => None,
-            Ok(Ok((buf, f))) => Some((Ok(buf), Some(f))),
-            Ok(Err(e)) => Some((Err(e), None)),
-            Err(e) => Some((Err(std::io::Error::other(e)), None)),
-        }
-    })
 }
 
 /// A remote destination for finished files.

@@ -12,7 +12,7 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use async_compression::tokio::bufread::GzipDecoder;
 use axum::body::Body;
@@ -256,7 +256,7 @@ async fn kickoff(
         .with_retry_after(10));
     }
 
-    let id = random_hex(16);
+    let id = stratus_smart::keys::random_hex(16);
     let dir = state.work.join("jobs").join(&id);
     std::fs::create_dir_all(&dir)
         .map_err(|e| ApiError::internal(format!("{}: {e}", dir.display())))?;
@@ -1094,19 +1094,4 @@ fn parse_range(v: &str, len: u64) -> Option<(u64, u64)> {
         b.trim().parse::<u64>().ok()?.min(len.checked_sub(1)?)
     };
     (start <= end).then_some((start, end))
-}
-
-/// `n` random bytes as hex, from the OS generator: job ids must not be guessable.
-pub fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    rand::fill(&mut bytes[..]);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Seconds since the epoch, for the HTTP layer.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

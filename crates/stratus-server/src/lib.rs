@@ -103,7 +103,7 @@ fn temp_work_dir() -> PathBuf {
     std::env::temp_dir().join(format!(
         "stratus-serve-{}-{}",
         std::process::id(),
-        export::random_hex(4)
+        stratus_smart::keys::random_hex(4)
     ))
 }
 

@@ -179,10 +179,17 @@ impl ECDSAP384KeyPairLike for EsSigner<'_> {
     }
 }
 
+/// `n` random bytes from the OS generator as hex: ids that must not be guessable (kids,
+/// jtis, client ids, access tokens, export job ids).
+pub fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    rand::fill(&mut b[..]);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 /// 16 random bytes as 32 hex characters, the SMART style of `kid` and `jti`.
 pub fn random_hex16() -> String {
-    let b: [u8; 16] = rand::random();
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    random_hex(16)
 }
 
 fn check_kid(kid: &str) -> Result<(), KeyError> {

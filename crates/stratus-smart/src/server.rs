@@ -18,7 +18,7 @@ use jwt_simple::prelude::{
 };
 use serde_json::{Value, json};
 
-use crate::keys::{self, Alg};
+use crate::keys::{self, Alg, random_hex};
 use crate::scope::Scopes;
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -192,12 +192,6 @@ pub fn now_unix() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-fn random_hex(n: usize) -> String {
-    let mut b = vec![0u8; n];
-    rand::fill(&mut b[..]);
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn alg_of_jwk(k: &Value) -> Option<Alg> {
