@@ -91,6 +91,38 @@ pub enum Command {
     ///            --smart-client-id my-app --smart-key client.jwks --type Patient,Condition --out export-1
     #[command(verbatim_doc_comment)]
     Bulk(Box<crate::commands::bulk::BulkArgs>),
+    /// Managed exports, smart-fetch compatible: crawl patient by patient or bulk-export,
+    /// then hydrate, detect deletions and link the current files.
+    ///
+    /// OUTPUT_DIR is a managed folder. Each run works in a numbered folder NNN.nickname
+    /// inside it (resumed by running the same command again), with .metadata, log.ndjson
+    /// (cumulus-etl reads the group and transaction time from it), Type.ndjson.gz from a
+    /// crawl or Type.NNN.ndjson.gz from a bulk export, hydrated Type.referenced.ndjson.gz
+    /// files, error/ and deleted/. The top level holds relative symlinks Type.NNN.ndjson.gz
+    /// to the files that are current: point cumulus-etl at it.
+    ///
+    /// A crawl looks each MRN up (Patient?identifier=SYSTEM|MRN), then runs one paged
+    /// search per patient and type (Type?patient=ID), all types at once within
+    /// --max-in-flight. Ctrl-C, a crash or a power cut lose no finished patient: the rerun
+    /// continues per patient and type and writes nothing twice.
+    ///
+    /// Example (Epic, quarterly):
+    ///   stratus export --fhir-url https://ehr/api/FHIR/R4 --smart-client-id ID --smart-key key.jwks \
+    ///     --id-system urn:oid:1.2.3 --id-file mrns.csv --nickname 2026-q4 /data/export
+    ///   stratus export ... --since auto --nickname 2027-q1 /data/export
+    #[command(verbatim_doc_comment)]
+    Export(Box<crate::commands::export::ExportArgs>),
+    /// Fetch what exported resources point to, and inline note attachments.
+    ///
+    /// Medications, result and member Observations, Practitioners and PractitionerRoles,
+    /// Locations, Organizations, EpisodesOfCare and Specimens referenced from the folder's
+    /// resources are downloaded into Type.referenced.ndjson.gz (results, members, searched
+    /// for some); DocumentReference and DiagnosticReport attachments are inlined as data.
+    /// What the folder already holds is not fetched again. `stratus export` runs this itself.
+    ///
+    /// Example: stratus hydrate --fhir-url URL --tasks medication,inline export/001.first
+    #[command(verbatim_doc_comment)]
+    Hydrate(Box<crate::commands::export::HydrateArgs>),
     /// Run the whole chain on built-in defaults and show where everything went.
     ///
     /// Today: generate a synthetic population, summarise it, and load it into the Bulk Data

@@ -9,6 +9,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
 
 use crate::auth::{Auth, Cached, SmartClient, v1_scope};
+use crate::polite::Budget;
 use crate::retry;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,10 @@ pub struct HttpConfig {
     pub max_delay: Duration,
     /// Timeout to connect; bodies may stream for as long as they need.
     pub connect_timeout: Duration,
+    /// Most requests in flight at once through [`Client::fetch`] (0: no limit).
+    pub max_in_flight: usize,
+    /// Most requests per second, all tasks together (`None`: no cap).
+    pub max_rate: Option<f64>,
 }
 
 impl Default for HttpConfig {
@@ -54,6 +59,8 @@ impl Default for HttpConfig {
             backoff: Duration::from_secs(1),
             max_delay: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(30),
+            max_in_flight: 0,
+            max_rate: None,
         }
     }
 }
@@ -64,6 +71,15 @@ pub struct Client {
     base: String,
     auth: Auth,
     config: HttpConfig,
+    budget: Budget,
+}
+
+/// A whole answer, body read.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: bytes::Bytes,
 }
 
 /// Reads a response body as text, for error messages (first 500 characters, with an
@@ -110,6 +126,7 @@ impl Client {
             http,
             base: base.trim_end_matches('/').to_owned(),
             auth,
+            budget: Budget::new(config.max_in_flight, config.max_rate),
             config,
         })
     }
@@ -152,6 +169,7 @@ impl Client {
         let mut refreshed = false;
         let mut attempt = 0;
         loop {
+            self.budget.pace().await;
             let mut req = self.http.request(method.clone(), url);
             for (k, v) in &self.config.headers {
                 req = req.header(k, v);
@@ -192,6 +210,11 @@ impl Client {
                         .and_then(|v| {
                             retry::parse_retry_after(v, SystemTime::now(), self.config.max_delay)
                         })
+                        .inspect(|d| {
+                            if matches!(status.as_u16(), 429 | 503) {
+                                self.budget.pause(*d);
+                            }
+                        })
                         .unwrap_or_else(|| {
                             retry::backoff(self.config.backoff, attempt, self.config.max_delay)
                         });
@@ -205,6 +228,54 @@ impl Client {
             };
             attempt += 1;
             tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// The politeness budget shared by every request of this client.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// GET `url` and read the whole body while holding a place in the in-flight budget, so
+    /// `max_in_flight` bounds what the server sees. A body cut off mid-way is fetched
+    /// again. Any status is returned; the caller decides what a 4xx means.
+    pub async fn fetch(&self, url: &str, accept: &str) -> Result<Answer, HttpError> {
+        let mut attempt = 0;
+        loop {
+            let slot = self.budget.enter().await;
+            let resp = self
+                .send(Method::GET, url, |r| {
+                    r.header(reqwest::header::ACCEPT, accept)
+                })
+                .await?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            match resp.bytes().await {
+                Ok(body) => {
+                    return Ok(Answer {
+                        status,
+                        headers,
+                        body,
+                    });
+                }
+                Err(e) => {
+                    drop(slot);
+                    if attempt >= self.config.max_retries {
+                        return Err(HttpError::Transport {
+                            url: url.to_owned(),
+                            message: error_chain(&e),
+                        });
+                    }
+                    tracing::warn!("{url}: {}; retrying", error_chain(&e));
+                    tokio::time::sleep(retry::backoff(
+                        self.config.backoff,
+                        attempt,
+                        self.config.max_delay,
+                    ))
+                    .await;
+                    attempt += 1;
+                }
+            }
         }
     }
 

@@ -6,8 +6,10 @@
 pub mod auth;
 /// The client: requests with retries.
 pub mod client;
+/// The politeness budget: requests in flight, requests per second, server-asked pauses.
+pub mod polite;
 /// `Retry-After` and backoff.
 pub mod retry;
 
 pub use auth::{Auth, SmartClient};
-pub use client::{Client, HttpConfig, HttpError};
+pub use client::{Answer, Client, HttpConfig, HttpError};

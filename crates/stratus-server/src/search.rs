@@ -67,6 +67,24 @@ const DATES: &[(&str, &str, &[&str])] = &[
 ];
 
 const EXTRA: &[(&str, &str, Kind, &[&str])] = &[
+    (
+        "AllergyIntolerance",
+        "clinical-status",
+        Kind::Token,
+        &["clinicalStatus"],
+    ),
+    (
+        "Condition",
+        "clinical-status",
+        Kind::Token,
+        &["clinicalStatus"],
+    ),
+    (
+        "Condition",
+        "verification-status",
+        Kind::Token,
+        &["verificationStatus"],
+    ),
     ("Patient", "gender", Kind::Token, &["gender"]),
     (
         "PractitionerRole",

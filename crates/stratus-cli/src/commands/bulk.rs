@@ -185,7 +185,7 @@ pub struct AuthArgs {
     pub basic_passwd: Option<String>,
 }
 
-fn auth(a: &AuthArgs) -> anyhow::Result<Auth> {
+pub(crate) fn auth(a: &AuthArgs) -> anyhow::Result<Auth> {
     let chosen = [
         a.smart_client_id.is_some() || a.smart_key.is_some(),
         a.bearer_token.is_some(),

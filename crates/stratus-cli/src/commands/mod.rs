@@ -2,6 +2,7 @@
 
 pub mod bulk;
 mod demo;
+pub mod export;
 pub mod keys;
 mod ndjson;
 mod serve;
@@ -20,6 +21,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Keys(cmd) => keys::run(&cmd),
         Command::Serve(args) => serve::run(&args, quiet),
         Command::Bulk(args) => bulk::run(&args, quiet),
+        Command::Export(args) => export::export(&args, quiet),
+        Command::Hydrate(args) => export::hydrate(&args, quiet),
         Command::Demo(args) => demo::run(&args, quiet),
     }
 }
