@@ -365,6 +365,13 @@ fn parse_pair_str(s: &str) -> Result<(String, String), String> {
 /// Parses `90`, `90s`, `10m`, `2h`, `1d`.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
+    if let Some(ms) = s.strip_suffix("ms") {
+        return ms
+            .trim()
+            .parse::<u64>()
+            .map(std::time::Duration::from_millis)
+            .map_err(|_| format!("'{s}' is not a duration (examples: 500ms, 90, 30s, 10m, 2h)"));
+    }
     let (digits, mult) = match s.chars().last() {
         Some('s') => (&s[..s.len() - 1], 1),
         Some('m') => (&s[..s.len() - 1], 60),
@@ -377,7 +384,7 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         .parse::<u64>()
         .ok()
         .map(|n| std::time::Duration::from_secs(n * mult))
-        .ok_or_else(|| format!("'{s}' is not a duration (examples: 90, 30s, 10m, 2h)"))
+        .ok_or_else(|| format!("'{s}' is not a duration (examples: 500ms, 90, 30s, 10m, 2h)"))
 }
 
 fn parse_latency(s: &str) -> Result<[u64; 2], String> {

@@ -464,3 +464,167 @@ fn bulk_names_a_bad_key_in_one_line() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
+
+/// Ids per type of a work folder's crawl files, failing on duplicates.
+fn crawl_ids(dir: &Path) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    use std::io::Read;
+    let mut out: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(t) = name.strip_suffix(".ndjson.gz") else {
+            continue;
+        };
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(&path).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        let set = out.entry(t.to_owned()).or_default();
+        for line in text.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let id = v["id"].as_str().unwrap().to_owned();
+            assert!(set.insert(id.clone()), "{t}/{id} written twice");
+        }
+    }
+    out
+}
+
+/// The resources of one type in the Synthea sample.
+fn synthea_resources(t: &str) -> Vec<Value> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(
+        std::fs::File::open(synthea().join(format!("{t}.ndjson.gz"))).unwrap(),
+    )
+    .read_to_string(&mut text)
+    .unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// What the Synthea sample holds for these patients, per type.
+fn synthea_truth(
+    patients: &std::collections::BTreeSet<String>,
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut out: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    for t in ["Patient", "Condition", "Encounter", "Observation"] {
+        for v in synthea_resources(t) {
+            let owner = if t == "Patient" {
+                v["id"].as_str()
+            } else {
+                v["subject"]["reference"]
+                    .as_str()
+                    .and_then(|r| r.strip_prefix("Patient/"))
+            };
+            if owner.is_some_and(|o| patients.contains(o)) {
+                out.entry(t.to_owned())
+                    .or_default()
+                    .insert(v["id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn export_crawl_survives_kill_9_and_resumes_without_duplicates() {
+    let srv = serve(&[
+        "--data",
+        synthea().to_str().unwrap(),
+        "--open",
+        "--fault-latency",
+        "20..30",
+    ]);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("export");
+    let patients: std::collections::BTreeSet<String> = synthea_resources("Patient")
+        .iter()
+        .take(60)
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect();
+    let list = patients.iter().cloned().collect::<Vec<_>>().join(",");
+    let args = [
+        "-q",
+        "export",
+        "--fhir-url",
+        &srv.base,
+        "--export-mode",
+        "crawl",
+        "--id-list",
+        &list,
+        "--type",
+        "Patient,Condition,Encounter,Observation",
+        "--no-default-filters",
+        "--hydration-tasks",
+        "none",
+        "--nickname",
+        "q4",
+        "--checkpoint-every",
+        "50ms",
+        out.to_str().unwrap(),
+    ];
+    // Killed mid-crawl with no chance to clean up, like a power cut.
+    let mut child = Command::new(bin())
+        .args(args)
+        .env_remove("STRATUS_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let dir = out.join("001.q4");
+    let journal = dir.join(".crawl/Observation/journal.ndjson");
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        let committed = std::fs::read_to_string(&journal)
+            .map(|t| t.lines().filter(|l| l.contains("\"chunk\"")).count())
+            .unwrap_or(0);
+        if committed >= 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !dir.join("Observation.ndjson.gz").exists(),
+        "the crawl finished before it could be killed; slow the server down"
+    );
+
+    let again = stratus(&args);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(stdout.contains("crawl export into"), "{stdout}");
+    assert_eq!(crawl_ids(&dir), synthea_truth(&patients));
+    assert!(!dir.join(".crawl").exists());
+    assert!(out.join("Condition.001.ndjson.gz").exists());
+}
+
+#[test]
+fn export_names_bad_input_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("cohort.csv");
+    std::fs::write(&csv, "name,dob\nx,y\n").unwrap();
+    let out = tmp.path().join("out");
+    let r = stratus(&[
+        "export",
+        "--fhir-url",
+        "http://127.0.0.1:9/fhir",
+        "--id-file",
+        csv.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("cohort.csv:1: has no 'id' or 'mrn' header"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}

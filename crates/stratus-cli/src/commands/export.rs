@@ -124,6 +124,10 @@ pub struct ExportArgs {
     /// Write plain .ndjson instead of .ndjson.gz.
     #[arg(long)]
     pub no_compression: bool,
+    /// How often a crawl commits finished patients to disk (e.g. 500ms, 2s): at most this
+    /// much work is fetched again after a crash.
+    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = crate::cli::parse_duration)]
+    pub checkpoint_every: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -247,7 +251,10 @@ pub fn export(a: &ExportArgs, quiet: bool) -> anyhow::Result<Outcome> {
         },
         inline: inline_options(&a.inline),
         workers: a.server.max_in_flight * 2,
-        policy: Default::default(),
+        policy: stratus_fetch::chunks::CommitPolicy {
+            max_age: a.checkpoint_every,
+            ..Default::default()
+        },
         bulk_parallel: a.server.max_in_flight,
         today: today_utc(),
     };
