@@ -696,3 +696,33 @@ fn count_lines(p: &Path) -> u64 {
     }
     n
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_follow_the_vendor_rules() {
+        let wanted = ["Patient", "Condition", "Observation"];
+        let f = build_filters(
+            &wanted,
+            &["Condition?clinical-status=active".into()],
+            true,
+            true,
+        )
+        .unwrap();
+        assert_eq!(f["Condition"], ["clinical-status=active"]);
+        assert_eq!(
+            f["Observation"],
+            ["category=social-history,vital-signs,imaging,laboratory,survey,exam"]
+        );
+        let own = build_filters(&wanted, &["Observation?code=1".into()], true, false).unwrap();
+        assert_eq!(
+            own["Observation"],
+            ["code=1"],
+            "a user filter replaces the default"
+        );
+        let err = build_filters(&wanted, &["Encounter?x=1".into()], true, false).unwrap_err();
+        assert!(err.to_string().contains("not among the exported types"));
+    }
+}

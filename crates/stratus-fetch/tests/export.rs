@@ -444,3 +444,76 @@ async fn a_bulk_mode_export_fills_the_same_layout() {
     assert!(w.out.join("Condition.001.ndjson.gz").exists());
     assert!(dir.join("log.ndjson").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn since_auto_fetches_only_changes_and_deletes_nothing() {
+    let w = world(20, Faults::default());
+    let c = client(&w, vec![]);
+    let all = mrns(&w);
+    let (cohort, patients) = cohort_of(&all[..12]);
+
+    let mut opts = options(&w, cohort.clone(), "first");
+    opts.since = Some("auto".into());
+    let err = export(&c, &opts, Arc::default()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("could not detect a since value"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&w.out).unwrap();
+
+    export(&c, &options(&w, cohort.clone(), "full"), Arc::default())
+        .await
+        .unwrap();
+    let mut next = options(&w, cohort.clone(), "next");
+    next.since = Some("auto".into());
+    let report = export(&c, &next, Arc::default()).await.unwrap();
+    // Nothing changed on the server: every type but the cohort lookup comes back empty,
+    // and no patient is taken for deleted.
+    // Every exported type but Patient (types absent from the server are skipped).
+    assert_eq!(
+        report.since_values.len() + report.skipped_types.len(),
+        14,
+        "{:?} {:?}",
+        report.since_values.keys(),
+        report.skipped_types
+    );
+    assert!(!report.since_values.contains_key("Patient"));
+    for o in &report.outcomes {
+        let want = if o.resource_type == "Patient" {
+            patients.len() as u64
+        } else {
+            0
+        };
+        assert_eq!(o.resources, want, "{}", o.resource_type);
+    }
+    let dir = w.out.join("002.next");
+    assert!(!dir.join("deleted").exists());
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(".metadata")).unwrap()).unwrap();
+    assert_eq!(meta["since"], "auto");
+    assert_eq!(meta["sinceMode"], "updated");
+    // The links still reach the full export for the types the since-export left empty.
+    let target = std::fs::read_link(w.out.join("Condition.001.ndjson.gz")).unwrap();
+    assert!(target.starts_with("001.full"), "{target:?}");
+
+    // Created mode uses the per-type date parameters the server lists, and only those.
+    let mut created = options(&w, cohort, "created");
+    created.since = Some("1900-01-01".into());
+    created.since_mode = "created".into();
+    let report = export(&c, &created, Arc::default()).await.unwrap();
+    let with_since: BTreeSet<&str> = report.since_values.keys().map(String::as_str).collect();
+    assert!(with_since.contains("Condition") && with_since.contains("Observation"));
+    assert!(!with_since.contains("Encounter") && !with_since.contains("Patient"));
+    // gt 1900 keeps every resource that has the date; types without a parameter come in full.
+    let dir = w.out.join("003.created");
+    let (got, want) = (crawled(&dir), truth(&w, &patients));
+    for (t, ids) in &want {
+        let have = got.get(t).cloned().unwrap_or_default();
+        if with_since.contains(t.as_str()) {
+            assert!(have.is_subset(ids), "{t}: ids the server does not hold");
+            assert!(!have.is_empty() || ids.is_empty(), "{t}: nothing came back");
+        } else {
+            assert!(have == *ids, "{t}: {} of {}", have.len(), ids.len());
+        }
+    }
+}
