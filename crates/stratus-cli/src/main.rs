@@ -19,7 +19,8 @@ fn main() -> ExitCode {
             return exit::Outcome::Failure.into();
         }
     };
-    init_tracing(cli.global.verbose, cli.global.quiet);
+    let serving = matches!(cli.command, cli::Command::Serve(_));
+    init_tracing(cli.global.verbose, cli.global.quiet, serving);
     if let Some(threads) = cli.global.threads {
         // Only fails if a pool was already built, which cannot happen this early.
         let _ = rayon_pool(threads);
@@ -51,12 +52,15 @@ fn rayon_pool(threads: usize) -> Result<(), rayon::ThreadPoolBuildError> {
         .build_global()
 }
 
-fn init_tracing(verbose: u8, quiet: bool) {
+/// Logs on stderr. The server's access and auth lines are `stratus serve`'s own output, so
+/// they show by default there; other commands that run a server inside (the demo) keep
+/// them quiet.
+fn init_tracing(verbose: u8, quiet: bool, serving: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match (quiet, verbose) {
         (true, _) => "error",
-        // The server's access and auth lines are its output, so they show by default.
-        (false, 0) => "warn,stratus::access=info,stratus::auth=info",
+        (false, 0) if serving => "warn,stratus::access=info,stratus::auth=info",
+        (false, 0) => "warn",
         (false, 1) => "info",
         (false, 2) => "debug",
         (false, _) => "trace",

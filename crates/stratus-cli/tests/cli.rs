@@ -313,6 +313,17 @@ fn demo_runs_end_to_end() {
         r.stdout
     );
     assert!(out.join("synth/Patient.ndjson.gz").exists());
+    assert!(
+        r.stdout.contains("crawling 20 patients by MRN"),
+        "{}",
+        r.stdout
+    );
+    assert!(out.join("export/Condition.001.ndjson.gz").exists());
+    assert!(out.join("export/001.first/.metadata").exists());
+    assert!(
+        !r.stderr.contains("GET /fhir"),
+        "the server's access log stays quiet"
+    );
 }
 
 #[test]
