@@ -73,6 +73,8 @@ pub struct CrawlProgress {
     pub phase: Mutex<String>,
     pub units_total: AtomicU64,
     pub units_done: AtomicU64,
+    /// Types per patient in the current phase (units per patient).
+    pub types: AtomicU64,
     pub resources: AtomicU64,
     pub errors: AtomicU64,
 }
@@ -155,6 +157,7 @@ pub async fn crawl(
         .units_total
         .store((key_list.len() * jobs.len()) as u64, Ordering::Relaxed);
     progress.units_done.store(already, Ordering::Relaxed);
+    progress.types.store(jobs.len() as u64, Ordering::Relaxed);
     progress.resources.store(
         stores.iter().map(ChunkStore::resources).sum(),
         Ordering::Relaxed,

@@ -475,8 +475,11 @@ fn report(p: &ExportProgress, done: &AtomicBool, client: &Client) {
             } else {
                 String::new()
             };
+            let per = c.types.load(Ordering::Relaxed).max(1);
             line.push_str(&format!(
-                ": {}/{} searches, {} resources, {} errors{eta}",
+                ": patients {}/{} ({} of {} searches), {} resources, {} errors{eta}",
+                thousands(units / per),
+                thousands(total / per),
                 thousands(units),
                 thousands(total),
                 thousands(c.resources.load(Ordering::Relaxed)),
