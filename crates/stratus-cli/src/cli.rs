@@ -123,6 +123,21 @@ pub enum Command {
     /// Example: stratus hydrate --fhir-url URL --tasks medication,inline export/001.first
     #[command(verbatim_doc_comment)]
     Hydrate(Box<crate::commands::export::HydrateArgs>),
+    /// De-identify an export and write research tables, as cumulus-etl does.
+    ///
+    /// Every id and reference is replaced by HMAC-SHA256 under the salt in PHI/codebook.json
+    /// (the same file cumulus-etl uses: the same salt gives the same ids); everything not on
+    /// the allow-list is dropped; birth dates keep the year, zip codes 3 digits. Tables are
+    /// named as cumulus-etl names them (encounter, patient, condition, ...), with
+    /// etl__completion and etl__completion_encounters, and JobConfig/ summaries.
+    ///
+    /// Lines that are not usable resources and resources that cannot be de-identified are
+    /// reported (file:line: reason; all of them with --errors-to) and the run goes on;
+    /// the exit code is then 3.
+    ///
+    /// Example: stratus etl export/ tables/ phi/ --export-group my-cohort --export-timestamp 2026-01-01
+    #[command(verbatim_doc_comment)]
+    Etl(Box<crate::commands::etl::EtlArgs>),
     /// Run the whole chain on built-in defaults and show where everything went.
     ///
     /// Today: generate a synthetic population, summarise it, and load it into the Bulk Data

@@ -2,6 +2,7 @@
 
 pub mod bulk;
 mod demo;
+pub mod etl;
 pub mod export;
 pub mod keys;
 mod ndjson;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Bulk(args) => bulk::run(&args, quiet),
         Command::Export(args) => export::export(&args, quiet),
         Command::Hydrate(args) => export::hydrate(&args, quiet),
+        Command::Etl(args) => etl::run(&args, quiet),
         Command::Demo(args) => demo::run(&args, quiet),
     }
 }

@@ -1,0 +1,113 @@
+//! Where batches go. A sink gets each table's batches (rows already de-identified and
+//! deduplicated), deletions, and a call when a table is finished.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use stratus_fhir::writer::AtomicFile;
+
+use crate::EtlError;
+
+pub trait Sink {
+    /// Writes one batch of JSON rows (one per line, no newline) to `table`.
+    fn write_batch(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), EtlError>;
+    /// Makes sure `table` exists even when no row came.
+    fn touch(&mut self, table: &str) -> Result<(), EtlError>;
+    /// Removes rows by (fake) id.
+    fn delete(&mut self, table: &str, ids: &[String]) -> Result<(), EtlError>;
+    /// Called once a task is done with a table (Delta: optimize).
+    fn finish_table(&mut self, _table: &str) -> Result<(), EtlError> {
+        Ok(())
+    }
+}
+
+/// cumulus-etl's NDJSON layout: `OUTPUT/<table>/<table>.NNN.ndjson`, one file per batch;
+/// deletions recorded in `<table>/<table>.meta`.
+pub struct NdjsonSink {
+    root: PathBuf,
+    next: HashMap<String, usize>,
+}
+
+impl NdjsonSink {
+    pub fn new(root: &Path) -> NdjsonSink {
+        NdjsonSink {
+            root: root.to_path_buf(),
+            next: HashMap::new(),
+        }
+    }
+
+    fn next_index(&mut self, table: &str) -> usize {
+        if let Some(n) = self.next.get(table) {
+            return *n;
+        }
+        let dir = self.root.join(table);
+        let prefix = format!("{table}.");
+        let n = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_prefix(&prefix)?
+                    .strip_suffix(".ndjson")?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .map(|n| n + 1)
+            .max()
+            .unwrap_or(0);
+        self.next.insert(table.to_owned(), n);
+        n
+    }
+}
+
+impl Sink for NdjsonSink {
+    fn write_batch(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), EtlError> {
+        let n = self.next_index(table);
+        let dir = self.root.join(table);
+        std::fs::create_dir_all(&dir).map_err(|e| EtlError::io(&dir, e))?;
+        let path = dir.join(format!("{table}.{n:03}.ndjson"));
+        let mut f = AtomicFile::create(&path)?;
+        for r in rows {
+            f.write_all(r)
+                .and_then(|()| f.write_all(b"\n"))
+                .map_err(|e| EtlError::io(&path, e))?;
+        }
+        f.commit()?;
+        self.next.insert(table.to_owned(), n + 1);
+        Ok(())
+    }
+
+    fn touch(&mut self, table: &str) -> Result<(), EtlError> {
+        if self.next_index(table) == 0 {
+            self.write_batch(table, &[])?;
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, table: &str, ids: &[String]) -> Result<(), EtlError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let path = self.root.join(table).join(format!("{table}.meta"));
+        let mut all: BTreeSet<String> = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v.get("deleted").cloned())
+            .and_then(|d| serde_json::from_value(d).ok())
+            .unwrap_or_default();
+        all.extend(ids.iter().cloned());
+        let text = serde_json::to_string_pretty(&serde_json::json!({"deleted": all}))
+            .map_err(|e| EtlError::Usage(e.to_string()))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| EtlError::io(dir, e))?;
+        }
+        let mut f = AtomicFile::create(&path)?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| EtlError::io(&path, e))?;
+        f.commit()?;
+        Ok(())
+    }
+}
