@@ -49,7 +49,7 @@ for input in "$SYNTHEA" "$BIG"; do
     best_st=""; best_cu=""
     for _ in 1 2; do
         fresh st
-        r=$(measure "$STRATUS" -q etl "$input" "$WORK/etl-out-st" "$WORK/etl-phi-st" \
+        r=$(measure "$STRATUS" -q etl "$input" "$WORK/etl-out-st" "$WORK/etl-phi-st" --output-format ndjson \
             --export-group bench --export-timestamp 2024-01-01T00:00:00Z)
         best_st=$(printf '%s\n%s\n' "$best_st" "$r" | sed '/^$/d' | sort -n | head -1)
         if [ $peer = 1 ]; then

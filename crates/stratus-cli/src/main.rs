@@ -60,7 +60,9 @@ fn init_tracing(verbose: u8, quiet: bool, serving: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) if serving => "warn,stratus::access=info,stratus::auth=info",
-        (false, 0) => "warn",
+        // delta-rs logs an error for every table that does not exist yet, which is how
+        // every first load starts; its real errors come back as results and are reported.
+        (false, 0) => "warn,buoyant_kernel=off,delta_kernel=off,deltalake_core=off",
         (false, 1) => "info",
         (false, 2) => "debug",
         (false, _) => "trace",

@@ -400,3 +400,79 @@ fn corrupt_gzip_and_binary_garbage_are_reported_not_fatal() {
     assert!(r.stderr.contains("Condition.ndjson:1: invalid JSON"));
     assert!(r.stderr.contains("Condition.ndjson:2: invalid JSON"));
 }
+
+/// Rows per table of a Delta folder, read with the same delta-rs the sink uses.
+fn delta_count(root: &std::path::Path, table: &str) -> usize {
+    use stratus_lake::deltalake::DeltaTable;
+    use stratus_lake::deltalake::datafusion::prelude::SessionContext;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let url =
+            stratus_lake::deltalake::ensure_table_uri(root.join(table).to_str().unwrap()).unwrap();
+        let t = DeltaTable::try_from_url(url).await.unwrap();
+        let ctx = SessionContext::new();
+        t.update_datafusion_session(&ctx.state()).unwrap();
+        ctx.register_table("t", t.table_provider().await.unwrap())
+            .unwrap();
+        let df = ctx.sql("select id from t").await;
+        let df = match df {
+            Ok(df) => df,
+            Err(_) => ctx.sql("select * from t").await.unwrap(),
+        };
+        df.count().await.unwrap()
+    })
+}
+
+#[test]
+fn etl_into_delta_survives_kill_9_and_reruns_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("lake");
+    let phi = dir.path().join("phi");
+    let data = synthea();
+    let args = [
+        "etl",
+        p(&data),
+        p(&out),
+        p(&phi),
+        "--export-group",
+        "g",
+        "--export-timestamp",
+        "2024-01-01",
+        "--batch-size",
+        "2000",
+        "--no-table-optimization",
+    ];
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(args)
+        .env_remove("STRATUS_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill once the first tables are committed and before the last one is.
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(60)
+        && !out.join("condition/_delta_log").exists()
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !out.join("procedure/_delta_log").exists(),
+        "the run finished before it could be killed"
+    );
+    let r = run(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for (t, n) in [
+        ("encounter", 3697),
+        ("patient", 100),
+        ("condition", 639),
+        ("observation", 16315),
+        ("organization", 203),
+        ("procedure", 2351),
+    ] {
+        assert_eq!(delta_count(&out, t), n, "{t}");
+    }
+    assert_eq!(delta_count(&out, "etl__completion_encounters"), 3697);
+}

@@ -12,6 +12,8 @@ pub enum EtlError {
     Fhir(#[from] stratus_fhir::FhirError),
     #[error(transparent)]
     Deid(#[from] stratus_deid::DeidError),
+    #[error(transparent)]
+    Lake(#[from] stratus_lake::LakeError),
     /// Bad options or folders; the message says what to do.
     #[error("{0}")]
     Usage(String),

@@ -8,11 +8,12 @@ pub mod error;
 pub mod input;
 /// The pipeline: tasks run in order, batches scrubbed in parallel and written.
 pub mod pipeline;
-/// Table sinks: where batches go (NDJSON here; Delta Lake in `stratus-lake`).
-pub mod sink;
 /// The tasks and their order.
 pub mod tasks;
 /// Python's `isoformat()` spellings, which the completion tables store.
 pub mod time;
 
 pub use error::EtlError;
+
+/// The table sinks live in `stratus-lake`.
+pub use stratus_lake::{NdjsonSink, Sink};

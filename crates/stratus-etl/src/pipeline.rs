@@ -19,8 +19,8 @@ use stratus_fhir::sonic_rs::{self, JsonValueTrait};
 use stratus_fhir::writer::AtomicFile;
 
 use crate::EtlError;
+use crate::Sink;
 use crate::input::Input;
-use crate::sink::Sink;
 use crate::tasks::{self, COMPLETION, COMPLETION_ENCOUNTERS};
 use crate::time;
 
@@ -446,7 +446,7 @@ fn flush(
         sink.write_batch(COMPLETION_ENCOUNTERS, &completion)?;
     }
     let data: Vec<Vec<u8>> = rows.into_iter().map(|(_, b)| b).collect();
-    sink.write_batch(table, &data)
+    Ok(sink.write_batch(table, &data)?)
 }
 
 /// The newest job config in OUTPUT names the PHI folder it was made with; another PHI folder

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use stratus_etl::NdjsonSink;
 use stratus_etl::pipeline::{EtlOptions, EtlProgress, run};
-use stratus_etl::sink::NdjsonSink;
 
 fn synthea() -> PathBuf {
     if let Ok(p) = std::env::var("STRATUS_SYNTHEA_DIR") {

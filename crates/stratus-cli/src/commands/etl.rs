@@ -9,35 +9,43 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::Args;
+use stratus_etl::NdjsonSink;
 use stratus_etl::pipeline::{EtlOptions, EtlProgress};
-use stratus_etl::sink::NdjsonSink;
 
 use crate::exit::Outcome;
 use crate::output::thousands;
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct EtlArgs {
+    #[command(subcommand)]
+    pub command: Option<EtlCommand>,
     /// A folder of FHIR NDJSON: a bulk export, a crawl, or a managed export folder (read at
     /// its top level). Gzip and symlinks are fine.
-    #[arg(value_name = "INPUT")]
-    pub input: PathBuf,
-    /// Where the tables go (for ndjson output it must be empty or new).
-    #[arg(value_name = "OUTPUT")]
-    pub output: PathBuf,
+    #[arg(value_name = "INPUT", required = true)]
+    pub input: Option<PathBuf>,
+    /// Where the tables go: a folder or s3://bucket/prefix (for ndjson output an empty or
+    /// new folder).
+    #[arg(value_name = "OUTPUT", required = true)]
+    pub output: Option<PathBuf>,
     /// The PHI folder: codebook.json (the salt) and the cached id mappings. Created if
     /// missing; keep it private and reuse it for every run.
-    #[arg(value_name = "PHI")]
-    pub phi: PathBuf,
+    #[arg(value_name = "PHI", required = true)]
+    pub phi: Option<PathBuf>,
     /// Tasks to run (comma-separated or repeated; default: every type in the input).
     #[arg(long, value_name = "TASK")]
     pub task: Vec<String>,
     /// Tasks to leave out (recorded in the completion tables).
     #[arg(long, value_name = "TASK")]
     pub exclude_resources: Vec<String>,
-    /// Output format. Delta Lake and Parquet are being built (see docs/etl.md); ndjson writes
-    /// cumulus-etl's ndjson layout, which `cumulus-etl convert` turns into Delta Lake.
-    #[arg(long, default_value = "ndjson", value_parser = ["ndjson"])]
+    /// `deltalake`: one Delta Lake table per table, upserted by id (a folder or
+    /// s3://bucket/prefix; reruns update rows, never duplicate them). `ndjson`: cumulus-etl's
+    /// ndjson layout (needs an empty OUTPUT).
+    #[arg(long, default_value = "deltalake", value_parser = ["deltalake", "ndjson"])]
     pub output_format: String,
+    /// Delta Lake: skip the compaction and vacuum after each table.
+    #[arg(long)]
+    pub no_table_optimization: bool,
     /// Items per batch (an Encounter counts twice, for its completion row).
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub batch_size: usize,
@@ -58,14 +66,63 @@ pub struct EtlArgs {
     pub allow_missing_resources: bool,
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum EtlCommand {
+    /// Create every table, empty and with its schema, and an empty JobConfig/ folder, so
+    /// SQL tools can see the tables before the first load. Safe to run again.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where the tables go: a folder or s3://bucket/prefix.
+    #[arg(value_name = "OUTPUT")]
+    pub output: PathBuf,
+    #[arg(long, default_value = "deltalake", value_parser = ["deltalake", "ndjson"])]
+    pub output_format: String,
+}
+
+fn init(a: &InitArgs) -> anyhow::Result<Outcome> {
+    let out = a.output.to_string_lossy().into_owned();
+    let mut sink: Box<dyn stratus_etl::Sink> = if a.output_format == "ndjson" {
+        Box::new(NdjsonSink::new(&a.output))
+    } else {
+        Box::new(stratus_lake::DeltaSink::new(&out, false)?)
+    };
+    let mut n = 0;
+    for (table, _) in stratus_etl::tasks::TASKS {
+        sink.touch(table)?;
+        n += 1;
+    }
+    for table in [
+        stratus_etl::tasks::COMPLETION,
+        stratus_etl::tasks::COMPLETION_ENCOUNTERS,
+    ] {
+        sink.touch(table)?;
+        n += 1;
+    }
+    if !out.contains("://") {
+        std::fs::create_dir_all(a.output.join("JobConfig"))?;
+    }
+    println!("{n} tables ready in {out}");
+    Ok(Outcome::Success)
+}
+
 pub fn run(a: &EtlArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    if let Some(EtlCommand::Init(i)) = &a.command {
+        return init(i);
+    }
+    let (Some(input), Some(output), Some(phi)) = (&a.input, &a.output, &a.phi) else {
+        bail!("stratus etl needs INPUT OUTPUT PHI (or: stratus etl init OUTPUT)");
+    };
     if a.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    if a.output.exists() && std::fs::read_dir(&a.output)?.next().is_some() {
+    let ndjson = a.output_format == "ndjson";
+    if ndjson && output.exists() && std::fs::read_dir(output)?.next().is_some() {
         bail!(
             "{}: ndjson output needs an empty folder (the tables of another run are there)",
-            a.output.display()
+            output.display()
         );
     }
     if let Some(e) = &a.errors_to
@@ -75,9 +132,9 @@ pub fn run(a: &EtlArgs, quiet: bool) -> anyhow::Result<Outcome> {
         bail!("--errors-to {}: the folder must be empty", e.display());
     }
     let opts = EtlOptions {
-        input: a.input.clone(),
-        output: a.output.clone(),
-        phi: a.phi.clone(),
+        input: input.clone(),
+        output: output.clone(),
+        phi: phi.clone(),
         tasks: a.task.clone(),
         exclude: a.exclude_resources.clone(),
         batch_size: a.batch_size,
@@ -105,8 +162,15 @@ pub fn run(a: &EtlArgs, quiet: bool) -> anyhow::Result<Outcome> {
         })
     });
     let started = Instant::now();
-    let mut sink = NdjsonSink::new(&a.output);
-    let result = stratus_etl::pipeline::run(&opts, &mut sink, &progress);
+    let mut sink: Box<dyn stratus_etl::Sink> = if ndjson {
+        Box::new(NdjsonSink::new(output))
+    } else {
+        Box::new(stratus_lake::DeltaSink::new(
+            &output.to_string_lossy(),
+            !a.no_table_optimization,
+        )?)
+    };
+    let result = stratus_etl::pipeline::run(&opts, sink.as_mut(), &progress);
     done.store(true, Ordering::Relaxed);
     if let Some(r) = reporter {
         let _ = r.join();
@@ -148,7 +212,7 @@ pub fn run(a: &EtlArgs, quiet: bool) -> anyhow::Result<Outcome> {
     println!(
         "{} resources de-identified into {} in {:.1} s ({:.0}/s); group '{}', export time {}",
         thousands(total),
-        a.output.display(),
+        output.display(),
         secs,
         total as f64 / secs.max(0.001),
         r.group,

@@ -1,4 +1,4 @@
-//! Where batches go. A sink gets each table's batches (rows already de-identified and
+//! Where ETL batches go. A sink gets each table's batches (rows already de-identified and
 //! deduplicated), deletions, and a call when a table is finished.
 
 use std::collections::{BTreeSet, HashMap};
@@ -8,17 +8,17 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use stratus_fhir::writer::AtomicFile;
 
-use crate::EtlError;
+use crate::LakeError;
 
 pub trait Sink {
     /// Writes one batch of JSON rows (one per line, no newline) to `table`.
-    fn write_batch(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), EtlError>;
+    fn write_batch(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), LakeError>;
     /// Makes sure `table` exists even when no row came.
-    fn touch(&mut self, table: &str) -> Result<(), EtlError>;
+    fn touch(&mut self, table: &str) -> Result<(), LakeError>;
     /// Removes rows by (fake) id.
-    fn delete(&mut self, table: &str, ids: &[String]) -> Result<(), EtlError>;
+    fn delete(&mut self, table: &str, ids: &[String]) -> Result<(), LakeError>;
     /// Called once a task is done with a table (Delta: optimize).
-    fn finish_table(&mut self, _table: &str) -> Result<(), EtlError> {
+    fn finish_table(&mut self, _table: &str) -> Result<(), LakeError> {
         Ok(())
     }
 }
@@ -64,30 +64,30 @@ impl NdjsonSink {
 }
 
 impl Sink for NdjsonSink {
-    fn write_batch(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), EtlError> {
+    fn write_batch(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), LakeError> {
         let n = self.next_index(table);
         let dir = self.root.join(table);
-        std::fs::create_dir_all(&dir).map_err(|e| EtlError::io(&dir, e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| LakeError::io(&dir, e))?;
         let path = dir.join(format!("{table}.{n:03}.ndjson"));
         let mut f = AtomicFile::create(&path)?;
         for r in rows {
             f.write_all(r)
                 .and_then(|()| f.write_all(b"\n"))
-                .map_err(|e| EtlError::io(&path, e))?;
+                .map_err(|e| LakeError::io(&path, e))?;
         }
         f.commit()?;
         self.next.insert(table.to_owned(), n + 1);
         Ok(())
     }
 
-    fn touch(&mut self, table: &str) -> Result<(), EtlError> {
+    fn touch(&mut self, table: &str) -> Result<(), LakeError> {
         if self.next_index(table) == 0 {
             self.write_batch(table, &[])?;
         }
         Ok(())
     }
 
-    fn delete(&mut self, table: &str, ids: &[String]) -> Result<(), EtlError> {
+    fn delete(&mut self, table: &str, ids: &[String]) -> Result<(), LakeError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -100,13 +100,13 @@ impl Sink for NdjsonSink {
             .unwrap_or_default();
         all.extend(ids.iter().cloned());
         let text = serde_json::to_string_pretty(&serde_json::json!({"deleted": all}))
-            .map_err(|e| EtlError::Usage(e.to_string()))?;
+            .map_err(|e| LakeError::Usage(e.to_string()))?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| EtlError::io(dir, e))?;
+            std::fs::create_dir_all(dir).map_err(|e| LakeError::io(dir, e))?;
         }
         let mut f = AtomicFile::create(&path)?;
         f.write_all(text.as_bytes())
-            .map_err(|e| EtlError::io(&path, e))?;
+            .map_err(|e| LakeError::io(&path, e))?;
         f.commit()?;
         Ok(())
     }
