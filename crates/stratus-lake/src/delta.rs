@@ -69,7 +69,7 @@ impl DeltaSink {
     }
 
     /// The rows as one Arrow batch with the table's schema.
-    fn record_batch(table: &str, rows: &[Vec<u8>]) -> Result<RecordBatch, LakeError> {
+    pub fn record_batch(table: &str, rows: &[Vec<u8>]) -> Result<RecordBatch, LakeError> {
         let schema = Arc::new(match table {
             COMPLETION => strings(&[
                 "table_name",

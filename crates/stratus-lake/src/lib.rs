@@ -7,6 +7,9 @@
 pub mod delta;
 /// Errors of this crate.
 pub mod error;
+/// Parquet files in the ndjson layout.
+#[cfg(feature = "delta")]
+pub mod parquet;
 /// The wide Arrow schema of a FHIR resource type, from the R4 element table.
 #[cfg(feature = "delta")]
 pub mod schema;
@@ -16,6 +19,8 @@ pub mod sink;
 #[cfg(feature = "delta")]
 pub use delta::DeltaSink;
 pub use error::LakeError;
+#[cfg(feature = "delta")]
+pub use parquet::ParquetSink;
 pub use sink::{NdjsonSink, Sink};
 
 /// The Delta Lake crate this sink is built on, for readers (tests, tools) that need the same

@@ -95,3 +95,34 @@ fn upserts_respect_last_updated_and_deletes_apply() {
     sink.touch("observation").unwrap();
     assert_eq!(query(&root, "observation", "select count(*) from t"), ["0"]);
 }
+
+#[test]
+fn parquet_files_hold_each_batch() {
+    use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use stratus_lake::ParquetSink;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pq");
+    let mut sink = ParquetSink::new(&root);
+    sink.write_batch(
+        "condition",
+        &[
+            row("a", "2024-01-01T00:00:00Z", "active"),
+            row("b", "2024-01-01T00:00:00Z", "active"),
+        ],
+    )
+    .unwrap();
+    sink.write_batch("condition", &[row("c", "2024-01-01T00:00:00Z", "active")])
+        .unwrap();
+    sink.touch("observation").unwrap();
+    let rows = |p: &std::path::Path| -> usize {
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(p).unwrap())
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(|b| b.unwrap().num_rows())
+            .sum()
+    };
+    assert_eq!(rows(&root.join("condition/condition.000.parquet")), 2);
+    assert_eq!(rows(&root.join("condition/condition.001.parquet")), 1);
+    assert_eq!(rows(&root.join("observation/observation.000.parquet")), 0);
+}

@@ -40,8 +40,9 @@ pub struct EtlArgs {
     pub exclude_resources: Vec<String>,
     /// `deltalake`: one Delta Lake table per table, upserted by id (a folder or
     /// s3://bucket/prefix; reruns update rows, never duplicate them). `ndjson`: cumulus-etl's
-    /// ndjson layout (needs an empty OUTPUT).
-    #[arg(long, default_value = "deltalake", value_parser = ["deltalake", "ndjson"])]
+    /// ndjson layout (needs an empty OUTPUT). `parquet`: the same layout with one Parquet
+    /// file per batch, in the wide R4 schema.
+    #[arg(long, default_value = "deltalake", value_parser = ["deltalake", "ndjson", "parquet"])]
     pub output_format: String,
     /// Delta Lake: skip the compaction and vacuum after each table.
     #[arg(long)]
@@ -119,10 +120,12 @@ pub fn run(a: &EtlArgs, quiet: bool) -> anyhow::Result<Outcome> {
         bail!("--batch-size must be at least 1");
     }
     let ndjson = a.output_format == "ndjson";
-    if ndjson && output.exists() && std::fs::read_dir(output)?.next().is_some() {
+    let files = ndjson || a.output_format == "parquet";
+    if files && output.exists() && std::fs::read_dir(output)?.next().is_some() {
         bail!(
-            "{}: ndjson output needs an empty folder (the tables of another run are there)",
-            output.display()
+            "{}: {} output needs an empty folder (the tables of another run are there)",
+            output.display(),
+            a.output_format
         );
     }
     if let Some(e) = &a.errors_to
@@ -164,6 +167,8 @@ pub fn run(a: &EtlArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let mut sink: Box<dyn stratus_etl::Sink> = if ndjson {
         Box::new(NdjsonSink::new(output))
+    } else if files {
+        Box::new(stratus_lake::ParquetSink::new(output))
     } else {
         Box::new(stratus_lake::DeltaSink::new(
             &output.to_string_lossy(),

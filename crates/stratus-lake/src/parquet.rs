@@ -1,0 +1,91 @@
+//! Parquet output: the ndjson layout with Parquet files, `OUTPUT/<table>/<table>.NNN.parquet`,
+//! one per batch, each with the batch's wide R4 schema (snappy). Deletions go to
+//! `<table>.meta` as for ndjson, since Parquet files are never rewritten here.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use deltalake::parquet::arrow::ArrowWriter;
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::properties::WriterProperties;
+use stratus_fhir::writer::AtomicFile;
+
+use crate::LakeError;
+use crate::delta::DeltaSink;
+use crate::sink::{NdjsonSink, Sink};
+
+pub struct ParquetSink {
+    root: PathBuf,
+    next: HashMap<String, usize>,
+    /// Deletion bookkeeping shared with the ndjson layout.
+    meta: NdjsonSink,
+}
+
+impl ParquetSink {
+    pub fn new(root: &Path) -> ParquetSink {
+        ParquetSink {
+            root: root.to_path_buf(),
+            next: HashMap::new(),
+            meta: NdjsonSink::new(root),
+        }
+    }
+
+    fn next_index(&mut self, table: &str) -> usize {
+        if let Some(n) = self.next.get(table) {
+            return *n;
+        }
+        let prefix = format!("{table}.");
+        let n = std::fs::read_dir(self.root.join(table))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_prefix(&prefix)?
+                    .strip_suffix(".parquet")?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .map(|n| n + 1)
+            .max()
+            .unwrap_or(0);
+        self.next.insert(table.to_owned(), n);
+        n
+    }
+}
+
+impl Sink for ParquetSink {
+    fn write_batch(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), LakeError> {
+        let batch = DeltaSink::record_batch(table, rows)?;
+        let n = self.next_index(table);
+        let dir = self.root.join(table);
+        std::fs::create_dir_all(&dir).map_err(|e| LakeError::io(&dir, e))?;
+        let path = dir.join(format!("{table}.{n:03}.parquet"));
+        let file = AtomicFile::create(&path)?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let fail = |e: &dyn std::fmt::Display| LakeError::Table {
+            table: table.to_owned(),
+            message: e.to_string(),
+        };
+        let mut w =
+            ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| fail(&e))?;
+        w.write(&batch).map_err(|e| fail(&e))?;
+        let file = w.into_inner().map_err(|e| fail(&e))?;
+        file.commit()?;
+        self.next.insert(table.to_owned(), n + 1);
+        Ok(())
+    }
+
+    fn touch(&mut self, table: &str) -> Result<(), LakeError> {
+        if self.next_index(table) == 0 {
+            self.write_batch(table, &[])?;
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, table: &str, ids: &[String]) -> Result<(), LakeError> {
+        self.meta.delete(table, ids)
+    }
+}
