@@ -8,7 +8,7 @@ use std::path::Path;
 
 mod common;
 
-use common::{p, run, stratus, synthea};
+use common::{p, run, s3_server, stratus, synthea};
 
 #[test]
 fn stats_counts_the_synthea_folder() {
@@ -475,4 +475,52 @@ fn etl_into_delta_survives_kill_9_and_reruns_exactly_once() {
         assert_eq!(delta_count(&out, t), n, "{t}");
     }
     assert_eq!(delta_count(&out, "etl__completion_encounters"), 3697);
+}
+
+#[test]
+fn etl_writes_delta_tables_and_job_files_to_s3() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3root = dir.path().join("s3");
+    std::fs::create_dir_all(s3root.join("lake-bucket")).unwrap();
+    let endpoint = s3_server(&s3root);
+    let phi = dir.path().join("phi");
+    let data = synthea();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args([
+            "etl",
+            p(&data),
+            "s3://lake-bucket/cumulus",
+            p(&phi),
+            "--task",
+            "patient,condition",
+            "--export-group",
+            "g",
+            "--export-timestamp",
+            "2024-01-01",
+        ])
+        .env_remove("STRATUS_CONFIG")
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // s3s-fs keeps objects as files: the bucket folder is a local view of the lake.
+    let lake = s3root.join("lake-bucket/cumulus");
+    assert_eq!(delta_count(&lake, "patient"), 100);
+    assert_eq!(delta_count(&lake, "condition"), 639);
+    let jobs: Vec<_> = std::fs::read_dir(lake.join("JobConfig")).unwrap().collect();
+    assert_eq!(jobs.len(), 1);
+    let job = jobs[0].as_ref().unwrap().path();
+    assert!(job.join("job_config.json").exists() && job.join("patient.json").exists());
+    assert!(
+        !std::path::Path::new("s3:").exists(),
+        "nothing written to a local s3: folder"
+    );
 }

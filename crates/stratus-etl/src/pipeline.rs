@@ -175,17 +175,18 @@ pub fn run(
     report.export_time = export_time.clone();
 
     let book = Codebook::open(&opts.phi)?;
-    check_phi(&opts.output, book.codebook_id())?;
+    check_phi(sink, &opts.output, book.codebook_id())?;
     let etl_time = time::now_isoformat();
     let stamp = stratus_fhir::date::format_instant(stratus_fhir::date::now_ms());
-    let job_dir = opts.output.join("JobConfig").join(format!(
+    let job_name = format!(
         "{}__{}.{}.{}",
         &stamp[..10],
         &stamp[11..13],
         &stamp[14..16],
         &stamp[17..19]
-    ));
-    std::fs::create_dir_all(&job_dir).map_err(|e| EtlError::io(&job_dir, e))?;
+    );
+    let job_rel = format!("JobConfig/{job_name}");
+    let job_dir = opts.output.join("JobConfig").join(&job_name);
     report.job_dir = job_dir.clone();
     let exclusions = opts.exclude.join(",");
     let config = JobConfig {
@@ -208,7 +209,7 @@ pub fn run(
         codebook_id: book.codebook_id(),
         exclusions: exclusions.clone(),
     };
-    write_json4(&job_dir.join("job_config.json"), &config)?;
+    sink.put_file(&format!("{job_rel}/job_config.json"), &json4(&config)?)?;
 
     let scrubber = Scrubber::new(&book);
     let ctx = TaskCtx {
@@ -252,9 +253,9 @@ pub fn run(
             std::slice::from_ref(name)
         };
         for t in tables {
-            write_json4(
-                &job_dir.join(format!("{t}.json")),
-                &Summary {
+            sink.put_file(
+                &format!("{job_rel}/{t}.json"),
+                &json4(&Summary {
                     label: t,
                     attempt: summary.attempt,
                     success: summary.success,
@@ -266,7 +267,7 @@ pub fn run(
                     had_errors: false,
                     timestamp: stamp[..19].replace('T', " "),
                     hostname: hostname(),
-                },
+                })?,
             )?;
         }
         report.tasks.push(summary);
@@ -281,7 +282,7 @@ pub fn run(
         "last_successful_input_dir": opts.input.display().to_string(),
         "last_successful_output_dir": opts.output.display().to_string(),
     });
-    write_json4(&opts.phi.join("context.json"), &context)?;
+    stratus_lake::sink::local::put_file(&opts.phi, "context.json", &json4(&context)?)?;
     report.scrub = scrubber.report();
     Ok(report)
 }
@@ -451,20 +452,13 @@ fn flush(
 
 /// The newest job config in OUTPUT names the PHI folder it was made with; another PHI folder
 /// would give other fake ids for the same people, so it is refused.
-fn check_phi(output: &Path, codebook_id: &str) -> Result<(), EtlError> {
-    let dir = output.join("JobConfig");
-    let mut jobs: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    jobs.sort();
+fn check_phi(sink: &mut dyn Sink, output: &Path, codebook_id: &str) -> Result<(), EtlError> {
+    let jobs = sink.list("JobConfig")?;
     for job in jobs.iter().rev() {
-        let Ok(text) = std::fs::read_to_string(job.join("job_config.json")) else {
+        let Some(bytes) = sink.get_file(&format!("JobConfig/{job}/job_config.json"))? else {
             continue;
         };
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         if let Some(old) = v.get("codebook_id").and_then(|c| c.as_str())
             && old != codebook_id
         {
@@ -478,17 +472,15 @@ fn check_phi(output: &Path, codebook_id: &str) -> Result<(), EtlError> {
     Ok(())
 }
 
-fn write_json4<T: Serialize>(path: &Path, value: &T) -> Result<(), EtlError> {
+/// JSON indented by 4 spaces, as cumulus-etl writes its job files.
+fn json4<T: Serialize>(value: &T) -> Result<Vec<u8>, EtlError> {
     let mut buf = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
     value
         .serialize(&mut ser)
         .map_err(|e| EtlError::Usage(e.to_string()))?;
-    let mut f = AtomicFile::create(path)?;
-    f.write_all(&buf).map_err(|e| EtlError::io(path, e))?;
-    f.commit()?;
-    Ok(())
+    Ok(buf)
 }
 
 fn hostname() -> String {

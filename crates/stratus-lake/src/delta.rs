@@ -182,7 +182,81 @@ impl DeltaSink {
     }
 }
 
+impl DeltaSink {
+    fn is_local(&self) -> bool {
+        !self.root.contains("://")
+    }
+
+    async fn store(&self) -> Result<deltalake::logstore::ObjectStoreRef, LakeError> {
+        let url = deltalake::ensure_table_uri(&self.root).map_err(|e| err("(root)", e))?;
+        let t = DeltaTable::try_from_url(url)
+            .await
+            .map_err(|e| err("(root)", e))?;
+        Ok(t.object_store())
+    }
+}
+
 impl Sink for DeltaSink {
+    fn put_file(&mut self, rel: &str, bytes: &[u8]) -> Result<(), LakeError> {
+        if self.is_local() {
+            return crate::sink::local::put_file(std::path::Path::new(&self.root), rel, bytes);
+        }
+        self.rt.block_on(async {
+            let store = self.store().await?;
+            store
+                .put_opts(
+                    &deltalake::Path::from(rel),
+                    object_store::PutPayload::from(bytes.to_vec()),
+                    object_store::PutOptions::default(),
+                )
+                .await
+                .map_err(|e| err(rel, e))?;
+            Ok(())
+        })
+    }
+
+    fn get_file(&mut self, rel: &str) -> Result<Option<Vec<u8>>, LakeError> {
+        if self.is_local() {
+            return crate::sink::local::get_file(std::path::Path::new(&self.root), rel);
+        }
+        self.rt.block_on(async {
+            let store = self.store().await?;
+            match store
+                .get_opts(
+                    &deltalake::Path::from(rel),
+                    object_store::GetOptions::default(),
+                )
+                .await
+            {
+                Ok(r) => Ok(Some(r.bytes().await.map_err(|e| err(rel, e))?.to_vec())),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(err(rel, e)),
+            }
+        })
+    }
+
+    fn list(&mut self, rel: &str) -> Result<Vec<String>, LakeError> {
+        if self.is_local() {
+            return crate::sink::local::list(std::path::Path::new(&self.root), rel);
+        }
+        self.rt.block_on(async {
+            let store = self.store().await?;
+            let prefix = deltalake::Path::from(rel);
+            let listed = store
+                .list_with_delimiter(Some(&prefix))
+                .await
+                .map_err(|e| err(rel, e))?;
+            let mut out: Vec<String> = listed
+                .common_prefixes
+                .iter()
+                .chain(listed.objects.iter().map(|o| &o.location))
+                .filter_map(|p| p.filename().map(str::to_owned))
+                .collect();
+            out.sort();
+            Ok(out)
+        })
+    }
+
     fn write_batch(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), LakeError> {
         let batch = Self::record_batch(table, rows)?;
         self.rt.block_on(self.upsert(table, batch))

@@ -88,4 +88,16 @@ impl Sink for ParquetSink {
     fn delete(&mut self, table: &str, ids: &[String]) -> Result<(), LakeError> {
         self.meta.delete(table, ids)
     }
+
+    fn put_file(&mut self, rel: &str, bytes: &[u8]) -> Result<(), LakeError> {
+        crate::sink::local::put_file(&self.root, rel, bytes)
+    }
+
+    fn get_file(&mut self, rel: &str) -> Result<Option<Vec<u8>>, LakeError> {
+        crate::sink::local::get_file(&self.root, rel)
+    }
+
+    fn list(&mut self, rel: &str) -> Result<Vec<String>, LakeError> {
+        crate::sink::local::list(&self.root, rel)
+    }
 }

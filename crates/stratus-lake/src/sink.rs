@@ -21,6 +21,49 @@ pub trait Sink {
     fn finish_table(&mut self, _table: &str) -> Result<(), LakeError> {
         Ok(())
     }
+    /// Writes a small file (job config, summaries) at `rel` under the output root, which
+    /// may be a folder or an object store.
+    fn put_file(&mut self, rel: &str, bytes: &[u8]) -> Result<(), LakeError>;
+    /// Reads such a file; `None` if there is none.
+    fn get_file(&mut self, rel: &str) -> Result<Option<Vec<u8>>, LakeError>;
+    /// The names directly under `rel` (folders or files).
+    fn list(&mut self, rel: &str) -> Result<Vec<String>, LakeError>;
+}
+
+/// The file operations of a sink whose output root is a local folder.
+pub mod local {
+    use super::*;
+
+    pub fn put_file(root: &Path, rel: &str, bytes: &[u8]) -> Result<(), LakeError> {
+        let path = root.join(rel);
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(|e| LakeError::io(d, e))?;
+        }
+        let mut f = AtomicFile::create(&path)?;
+        f.write_all(bytes).map_err(|e| LakeError::io(&path, e))?;
+        f.commit()?;
+        Ok(())
+    }
+
+    pub fn get_file(root: &Path, rel: &str) -> Result<Option<Vec<u8>>, LakeError> {
+        let path = root.join(rel);
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(LakeError::io(path, e)),
+        }
+    }
+
+    pub fn list(root: &Path, rel: &str) -> Result<Vec<String>, LakeError> {
+        let mut out: Vec<String> = std::fs::read_dir(root.join(rel))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        out.sort();
+        Ok(out)
+    }
 }
 
 /// cumulus-etl's NDJSON layout: `OUTPUT/<table>/<table>.NNN.ndjson`, one file per batch;
@@ -109,5 +152,17 @@ impl Sink for NdjsonSink {
             .map_err(|e| LakeError::io(&path, e))?;
         f.commit()?;
         Ok(())
+    }
+
+    fn put_file(&mut self, rel: &str, bytes: &[u8]) -> Result<(), LakeError> {
+        local::put_file(&self.root, rel, bytes)
+    }
+
+    fn get_file(&mut self, rel: &str) -> Result<Option<Vec<u8>>, LakeError> {
+        local::get_file(&self.root, rel)
+    }
+
+    fn list(&mut self, rel: &str) -> Result<Vec<String>, LakeError> {
+        local::list(&self.root, rel)
     }
 }
