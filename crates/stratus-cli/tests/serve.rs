@@ -600,3 +600,42 @@ fn export_names_bad_input_in_one_line() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn etl_from_a_fhir_url_exports_first() {
+    let srv = serve(&["--data", synthea().to_str().unwrap(), "--open"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, phi, export) = (
+        tmp.path().join("tables"),
+        tmp.path().join("phi"),
+        tmp.path().join("export"),
+    );
+    let r = stratus(&[
+        "-q",
+        "etl",
+        &srv.base,
+        out.to_str().unwrap(),
+        phi.to_str().unwrap(),
+        "--output-format",
+        "ndjson",
+        "--task",
+        "patient,condition",
+        "--export-to",
+        export.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(export.join("log.ndjson").exists());
+    let rows = |t: &str| -> Vec<Value> {
+        std::fs::read_to_string(out.join(t).join(format!("{t}.000.ndjson")))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    assert_eq!(rows("patient").len(), 100);
+    assert_eq!(rows("condition").len(), 639);
+    // Group and time come from the export's own log: a system-level export has group "".
+    let done = &rows("etl__completion")[0];
+    assert_eq!(done["group_name"], "");
+    assert!(done["export_url"].as_str().unwrap().contains("$export"));
+}

@@ -65,6 +65,99 @@ pub struct EtlArgs {
     /// Run asked-for tasks even when the input has none of their resources.
     #[arg(long)]
     pub allow_missing_resources: bool,
+
+    /// INPUT is a FHIR URL: keep the exported files here (default: a folder under the system
+    /// temp dir named after the URL, so a rerun resumes the same export).
+    #[arg(
+        long,
+        value_name = "DIR",
+        help_heading = "Exporting first (INPUT is a FHIR URL)"
+    )]
+    pub export_to: Option<PathBuf>,
+    /// Group to export ([base]/Group/ID/$export; default: system level).
+    #[arg(
+        long,
+        value_name = "ID",
+        help_heading = "Exporting first (INPUT is a FHIR URL)"
+    )]
+    pub group: Option<String>,
+    /// Only resources changed since this instant.
+    #[arg(
+        long,
+        value_name = "INSTANT",
+        help_heading = "Exporting first (INPUT is a FHIR URL)"
+    )]
+    pub since: Option<String>,
+    /// Only resources changed before this instant.
+    #[arg(
+        long,
+        value_name = "INSTANT",
+        help_heading = "Exporting first (INPUT is a FHIR URL)"
+    )]
+    pub until: Option<String>,
+    /// Follow this status URL instead of kicking off a new export.
+    #[arg(
+        long,
+        value_name = "URL",
+        help_heading = "Exporting first (INPUT is a FHIR URL)"
+    )]
+    pub resume: Option<String>,
+    #[command(flatten)]
+    pub auth: crate::commands::bulk::AuthArgs,
+}
+
+/// Runs a bulk export of the tasks' types into a folder, for `stratus etl URL ...`.
+fn export_first(a: &EtlArgs, url: &str, quiet: bool) -> anyhow::Result<PathBuf> {
+    use stratus_bulk::{ExportSpec, Level, Options, Progress};
+    let dir = a.export_to.clone().unwrap_or_else(|| {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in url.bytes().chain(a.group.iter().flat_map(|g| g.bytes())) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        std::env::temp_dir().join(format!("stratus-etl-export-{h:016x}"))
+    });
+    let tasks =
+        stratus_etl::tasks::select(&a.task, &a.exclude_resources).map_err(anyhow::Error::msg)?;
+    let mut types: Vec<String> = tasks.iter().map(|(_, t)| (*t).to_owned()).collect();
+    types.sort();
+    let spec = ExportSpec {
+        level: Some(match &a.group {
+            Some(g) => Level::Group(g.clone()),
+            None => Level::System,
+        }),
+        types,
+        since: a.since.clone(),
+        until: a.until.clone(),
+        ..ExportSpec::default()
+    };
+    let client = stratus_http::Client::new(
+        url,
+        crate::commands::bulk::auth(&a.auth)?,
+        stratus_http::HttpConfig::default(),
+    )?;
+    let opts = Options {
+        out: Some(dir.clone()),
+        resume_url: a.resume.clone(),
+        ..Options::default()
+    };
+    if !quiet {
+        eprintln!("exporting from {url} into {}", dir.display());
+    }
+    let summary = stratus_bulk::block_on(stratus_bulk::run(
+        &client,
+        &spec,
+        &opts,
+        std::sync::Arc::new(Progress::default()),
+    ))??;
+    if !quiet {
+        eprintln!(
+            "exported {} resources in {} files (transaction time {})",
+            thousands(summary.resources),
+            summary.files,
+            summary.transaction_time
+        );
+    }
+    Ok(dir)
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -115,6 +208,14 @@ pub fn run(a: &EtlArgs, quiet: bool) -> anyhow::Result<Outcome> {
     }
     let (Some(input), Some(output), Some(phi)) = (&a.input, &a.output, &a.phi) else {
         bail!("stratus etl needs INPUT OUTPUT PHI (or: stratus etl init OUTPUT)");
+    };
+    let input_text = input.to_string_lossy().into_owned();
+    let exported;
+    let input = if input_text.starts_with("http://") || input_text.starts_with("https://") {
+        exported = export_first(a, &input_text, quiet)?;
+        &exported
+    } else {
+        input
     };
     if a.batch_size == 0 {
         bail!("--batch-size must be at least 1");
