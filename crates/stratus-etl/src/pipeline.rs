@@ -24,6 +24,9 @@ use crate::input::Input;
 use crate::tasks::{self, COMPLETION, COMPLETION_ENCOUNTERS};
 use crate::time;
 
+/// Where a run records its progress, under OUTPUT, so an interrupted run can continue.
+pub const RUN_FILE: &str = ".stratus-etl-run.json";
+
 /// The version written into `etl__completion.etl_version`.
 pub const ETL_VERSION: &str = concat!("stratus-", env!("CARGO_PKG_VERSION"));
 
@@ -63,6 +66,8 @@ pub struct TaskSummary {
 pub struct EtlReport {
     pub tasks: Vec<TaskSummary>,
     pub skipped_tasks: Vec<String>,
+    /// This run continued an interrupted one.
+    pub resumed: bool,
     pub scrub: ScrubReport,
     pub job_dir: PathBuf,
     pub group: String,
@@ -176,15 +181,57 @@ pub fn run(
 
     let book = Codebook::open(&opts.phi)?;
     check_phi(sink, &opts.output, book.codebook_id())?;
-    let etl_time = time::now_isoformat();
+    // An unfinished run of the same input continues: same job folder and ETL time, the
+    // finished tasks skipped, and what the interrupted task wrote rolled back.
+    let previous = sink
+        .get_file(RUN_FILE)?
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .filter(|v| {
+            v.get("complete") == Some(&json!(false))
+                && v.get("input").and_then(|i| i.as_str())
+                    == Some(&opts.input.display().to_string())
+        });
     let stamp = stratus_fhir::date::format_instant(stratus_fhir::date::now_ms());
-    let job_name = format!(
-        "{}__{}.{}.{}",
-        &stamp[..10],
-        &stamp[11..13],
-        &stamp[14..16],
-        &stamp[17..19]
-    );
+    let (etl_time, job_name, done_tasks) = match &previous {
+        Some(v) => {
+            if let Some(files) = v.get("files").and_then(|f| f.as_object()) {
+                for (table, n) in files {
+                    sink.rollback(table, n.as_u64().unwrap_or(0) as usize)?;
+                }
+            }
+            tracing::info!("continuing the interrupted run");
+            (
+                v.get("etl_time")
+                    .and_then(|t| t.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+                v.get("job")
+                    .and_then(|t| t.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+                v.get("tasks_done")
+                    .and_then(|t| t.as_array())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            )
+        }
+        None => (
+            time::now_isoformat(),
+            format!(
+                "{}__{}.{}.{}",
+                &stamp[..10],
+                &stamp[11..13],
+                &stamp[14..16],
+                &stamp[17..19]
+            ),
+            Vec::<String>::new(),
+        ),
+    };
+    report.resumed = previous.is_some();
     let job_rel = format!("JobConfig/{job_name}");
     let job_dir = opts.output.join("JobConfig").join(&job_name);
     report.job_dir = job_dir.clone();
@@ -220,7 +267,38 @@ pub fn run(
         exclusions: &exclusions,
         progress,
     };
+    let mut finished: Vec<String> = done_tasks;
+    let mut batch_files = serde_json::Map::new();
+    let save_run = |sink: &mut dyn Sink,
+                    finished: &[String],
+                    files: &mut serde_json::Map<String, serde_json::Value>,
+                    complete: bool|
+     -> Result<(), EtlError> {
+        for t in run_tasks
+            .iter()
+            .map(|(n, _)| *n)
+            .chain([COMPLETION, COMPLETION_ENCOUNTERS])
+        {
+            if let Some(n) = sink.batches(t) {
+                files.insert(t.to_owned(), json!(n));
+            }
+        }
+        let state = json!({
+            "input": opts.input.display().to_string(),
+            "job": job_name,
+            "etl_time": etl_time,
+            "tasks_done": finished,
+            "files": files,
+            "complete": complete,
+        });
+        sink.put_file(RUN_FILE, state.to_string().as_bytes())?;
+        Ok(())
+    };
+    save_run(sink, &finished, &mut batch_files, false)?;
     for (name, rtype) in &run_tasks {
+        if finished.iter().any(|f| f == name) {
+            continue;
+        }
         *progress.task.lock().unwrap_or_else(|p| p.into_inner()) = (*name).to_owned();
         let files = input.files.get(*rtype).cloned().unwrap_or_default();
         let mut summary = run_task(&ctx, sink, name, rtype, &files, &mut report.problems)?;
@@ -271,12 +349,16 @@ pub fn run(
             )?;
         }
         report.tasks.push(summary);
+        book.save()?;
+        finished.push((*name).to_owned());
+        save_run(sink, &finished, &mut batch_files, false)?;
     }
     sink.finish_table(COMPLETION)?;
     if run_tasks.iter().any(|(n, _)| *n == "encounter") {
         sink.finish_table(COMPLETION_ENCOUNTERS)?;
     }
     book.save()?;
+    save_run(sink, &finished, &mut batch_files, true)?;
     let context = json!({
         "last_successful_datetime": time::now_isoformat(),
         "last_successful_input_dir": opts.input.display().to_string(),

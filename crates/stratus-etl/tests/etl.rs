@@ -186,3 +186,83 @@ fn an_encounter_counts_twice_in_a_batch() {
     assert_eq!(files("etl__completion_encounters"), 3);
     assert_eq!(table(&out, "encounter").len(), 7);
 }
+
+/// A sink that dies after a number of batches, leaving what it wrote, as a killed process
+/// does (a kill cannot be timed to a batch; this can).
+struct Dying {
+    inner: NdjsonSink,
+    left: usize,
+}
+
+impl stratus_etl::Sink for Dying {
+    fn write_batch(&mut self, t: &str, rows: &[Vec<u8>]) -> Result<(), stratus_lake::LakeError> {
+        if self.left == 0 {
+            return Err(stratus_lake::LakeError::Usage("killed".into()));
+        }
+        self.left -= 1;
+        self.inner.write_batch(t, rows)
+    }
+    fn touch(&mut self, t: &str) -> Result<(), stratus_lake::LakeError> {
+        self.inner.touch(t)
+    }
+    fn delete(&mut self, t: &str, ids: &[String]) -> Result<(), stratus_lake::LakeError> {
+        self.inner.delete(t, ids)
+    }
+    fn put_file(&mut self, rel: &str, b: &[u8]) -> Result<(), stratus_lake::LakeError> {
+        self.inner.put_file(rel, b)
+    }
+    fn get_file(&mut self, rel: &str) -> Result<Option<Vec<u8>>, stratus_lake::LakeError> {
+        self.inner.get_file(rel)
+    }
+    fn list(&mut self, rel: &str) -> Result<Vec<String>, stratus_lake::LakeError> {
+        self.inner.list(rel)
+    }
+    fn batches(&mut self, t: &str) -> Option<usize> {
+        self.inner.batches(t)
+    }
+    fn rollback(&mut self, t: &str, keep: usize) -> Result<(), stratus_lake::LakeError> {
+        self.inner.rollback(t, keep)
+    }
+}
+
+#[test]
+fn an_interrupted_ndjson_run_continues_without_duplicates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let phi = phi_with_salt(tmp.path());
+    let mut opts = options(&synthea(), &out, &phi);
+    opts.batch_size = 1000;
+    // Dies in the middle of the observation task (after encounter, patient, ...).
+    let mut dying = Dying {
+        inner: NdjsonSink::new(&out),
+        left: 25,
+    };
+    assert!(run(&opts, &mut dying, &EtlProgress::default()).is_err());
+    let partial = table(&out, "encounter").len();
+    assert_eq!(partial, 3697, "encounter finished before the crash");
+    let report = run(&opts, &mut NdjsonSink::new(&out), &EtlProgress::default()).unwrap();
+    assert!(report.resumed);
+    for (t, n) in [
+        ("encounter", 3697),
+        ("etl__completion_encounters", 3697),
+        ("patient", 100),
+        ("observation", 16315),
+        ("procedure", 2351),
+        ("etl__completion", 12),
+    ] {
+        let rows = table(&out, t);
+        let ids: std::collections::HashSet<String> = rows
+            .iter()
+            .map(|r| {
+                r.get("id")
+                    .or(r.get("encounter_id"))
+                    .or(r.get("table_name"))
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(ids.len(), rows.len(), "{t}: duplicates");
+        assert_eq!(rows.len(), n, "{t}: rows lost or added");
+    }
+    assert_eq!(std::fs::read_dir(out.join("JobConfig")).unwrap().count(), 1);
+}

@@ -93,6 +93,16 @@ impl Sink for ParquetSink {
         crate::sink::local::put_file(&self.root, rel, bytes)
     }
 
+    fn batches(&mut self, table: &str) -> Option<usize> {
+        Some(self.next_index(table))
+    }
+
+    fn rollback(&mut self, table: &str, keep: usize) -> Result<(), LakeError> {
+        crate::sink::remove_batches_from(&self.root, table, "parquet", keep)?;
+        self.next.insert(table.to_owned(), keep);
+        Ok(())
+    }
+
     fn get_file(&mut self, rel: &str) -> Result<Option<Vec<u8>>, LakeError> {
         crate::sink::local::get_file(&self.root, rel)
     }

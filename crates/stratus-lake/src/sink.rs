@@ -28,6 +28,38 @@ pub trait Sink {
     fn get_file(&mut self, rel: &str) -> Result<Option<Vec<u8>>, LakeError>;
     /// The names directly under `rel` (folders or files).
     fn list(&mut self, rel: &str) -> Result<Vec<String>, LakeError>;
+    /// How many batch files `table` has (file sinks; `None` where batches are not files).
+    fn batches(&mut self, _table: &str) -> Option<usize> {
+        None
+    }
+    /// Removes the batch files of `table` from index `keep` on: what an interrupted task
+    /// wrote after the last finished one. Upserting sinks have nothing to undo.
+    fn rollback(&mut self, _table: &str, _keep: usize) -> Result<(), LakeError> {
+        Ok(())
+    }
+}
+
+/// Deletes `<table>.NNN.<ext>` files with NNN ≥ `keep`.
+pub fn remove_batches_from(
+    root: &Path,
+    table: &str,
+    ext: &str,
+    keep: usize,
+) -> Result<(), LakeError> {
+    let dir = root.join(table);
+    let prefix = format!("{table}.");
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let n = name
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(ext))
+            .and_then(|r| r.strip_suffix('.'))
+            .and_then(|r| r.parse::<usize>().ok());
+        if n.is_some_and(|n| n >= keep) {
+            std::fs::remove_file(e.path()).map_err(|err| LakeError::io(e.path(), err))?;
+        }
+    }
+    Ok(())
 }
 
 /// The file operations of a sink whose output root is a local folder.
@@ -156,6 +188,16 @@ impl Sink for NdjsonSink {
 
     fn put_file(&mut self, rel: &str, bytes: &[u8]) -> Result<(), LakeError> {
         local::put_file(&self.root, rel, bytes)
+    }
+
+    fn batches(&mut self, table: &str) -> Option<usize> {
+        Some(self.next_index(table))
+    }
+
+    fn rollback(&mut self, table: &str, keep: usize) -> Result<(), LakeError> {
+        remove_batches_from(&self.root, table, "ndjson", keep)?;
+        self.next.insert(table.to_owned(), keep);
+        Ok(())
     }
 
     fn get_file(&mut self, rel: &str) -> Result<Option<Vec<u8>>, LakeError> {

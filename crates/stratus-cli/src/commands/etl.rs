@@ -222,7 +222,10 @@ pub fn run(a: &EtlArgs, quiet: bool) -> anyhow::Result<Outcome> {
     }
     let ndjson = a.output_format == "ndjson";
     let files = ndjson || a.output_format == "parquet";
-    if files && output.exists() && std::fs::read_dir(output)?.next().is_some() {
+    let unfinished = std::fs::read_to_string(output.join(stratus_etl::pipeline::RUN_FILE))
+        .ok()
+        .is_some_and(|t| t.contains("\"complete\":false"));
+    if files && !unfinished && output.exists() && std::fs::read_dir(output)?.next().is_some() {
         bail!(
             "{}: {} output needs an empty folder (the tables of another run are there)",
             output.display(),
@@ -283,6 +286,9 @@ pub fn run(a: &EtlArgs, quiet: bool) -> anyhow::Result<Outcome> {
     }
     let r = result?;
     let secs = started.elapsed().as_secs_f64();
+    if r.resumed {
+        println!("continued an interrupted run; finished tasks were kept");
+    }
     let total: u64 = r.tasks.iter().map(|t| t.success).sum();
     for p in &r.problems {
         eprintln!("{p}");
