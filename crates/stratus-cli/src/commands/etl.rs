@@ -254,18 +254,41 @@ pub fn run(a: &EtlArgs, quiet: bool) -> anyhow::Result<Outcome> {
     };
     let progress = Arc::new(EtlProgress::default());
     let done = Arc::new(AtomicBool::new(false));
-    let reporter = (!quiet && std::io::stderr().is_terminal()).then(|| {
+    let reporter = (!quiet).then(|| {
         let (p, d) = (Arc::clone(&progress), Arc::clone(&done));
         std::thread::spawn(move || {
+            // A live line on a terminal, a line every 10 s in a log.
+            let tty = std::io::stderr().is_terminal();
+            let start = Instant::now();
+            let mut last = Instant::now();
+            let mut task_start = (String::new(), Instant::now());
             while !d.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
                 let task = p.task.lock().map(|t| t.clone()).unwrap_or_default();
-                eprint!(
-                    "\r\x1b[2K{task}: {} resources",
-                    thousands(p.resources.load(Ordering::Relaxed))
+                if task != task_start.0 {
+                    task_start = (task.clone(), Instant::now());
+                }
+                if !tty && last.elapsed() < Duration::from_secs(10) {
+                    continue;
+                }
+                last = Instant::now();
+                let n = p.resources.load(Ordering::Relaxed);
+                let rate = n as f64 / task_start.1.elapsed().as_secs_f64().max(0.001);
+                let line = format!(
+                    "{task}: {} resources ({:.0}/s), {:.0} s in",
+                    thousands(n),
+                    rate,
+                    start.elapsed().as_secs_f64()
                 );
+                if tty {
+                    eprint!("\r\x1b[2K{line}");
+                } else {
+                    eprintln!("{line}");
+                }
             }
-            eprint!("\r\x1b[2K");
+            if tty {
+                eprint!("\r\x1b[2K");
+            }
         })
     });
     let started = Instant::now();
