@@ -3,7 +3,9 @@
 # the same run: the Synthea sample (100 patients) and `stratus synth multiply` copies of it
 # (default 10 copies, 1,000 patients). For each: wall time, peak RSS, resources/s, and a
 # row-by-row comparison of every table (bench/etl_compare.py). Best of 2 for timings.
-# Usage: bench/etl.sh [copies (default 10)]
+# Then stratus alone into Delta Lake on the same inputs (cumulus-etl's Delta output needs
+# Spark and Maven Central, so it is not run here).
+# Usage: bench/etl.sh [copies (default 10)] [peer: yes|no (default yes)]
 #
 # Peer setup (once; .peers/ is git-ignored), as ../shared/reference/cumulus-etl.md §9 says:
 #   python3 -m venv .peers/cumulus-etl/venv
@@ -15,6 +17,7 @@ source "$(dirname "$0")/common.sh"
 COPIES="${1:-10}"
 CETL="$ROOT/.peers/cumulus-etl/venv/bin/cumulus-etl"
 peer=1
+if [ "${2:-yes}" = no ]; then peer=0; fi
 if [ ! -x "$CETL" ]; then
     peer=0
     echo "cumulus-etl not found at $CETL: measuring stratus alone." >&2
@@ -71,4 +74,19 @@ for input in "$SYNTHEA" "$BIG"; do
         printf 'stratus is %.1fx faster, %.1fx less memory\n' "$(echo "$cw / $sw" | bc -l)" "$(echo "$cr / $sr" | bc -l)"
         python3 "$ROOT/bench/etl_compare.py" "$WORK/etl-out-st" "$WORK/etl-out-cu" | sed 's/^/  /'
     fi
+done
+
+echo
+echo "== Delta Lake output (stratus alone)"
+printf '%-22s %8s %12s %9s\n' input wall_s rows/s peak_MiB
+for input in "$SYNTHEA" "$BIG"; do
+    fresh st
+    r=$(measure "$STRATUS" -q etl "$input" "$WORK/etl-out-st" "$WORK/etl-phi-st" \
+        --export-group bench --export-timestamp 2024-01-01T00:00:00Z)
+    read -r dw dr <<< "$r"
+    fresh nd
+    "$STRATUS" -q etl "$input" "$WORK/etl-out-nd" "$WORK/etl-phi-nd" --output-format ndjson \
+        --export-group bench --export-timestamp 2024-01-01T00:00:00Z > /dev/null
+    rows=$(cat "$WORK"/etl-out-nd/*/*.ndjson | grep -c . || true)
+    printf '%-22s %8.2f %12.0f %9d\n' "$(basename "$input")" "$dw" "$(echo "$rows / $dw" | bc -l)" "$dr"
 done
