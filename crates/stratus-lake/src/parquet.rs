@@ -34,21 +34,7 @@ impl ParquetSink {
         if let Some(n) = self.next.get(table) {
             return *n;
         }
-        let prefix = format!("{table}.");
-        let n = std::fs::read_dir(self.root.join(table))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.strip_prefix(&prefix)?
-                    .strip_suffix(".parquet")?
-                    .parse::<usize>()
-                    .ok()
-            })
-            .map(|n| n + 1)
-            .max()
-            .unwrap_or(0);
+        let n = crate::sink::next_batch_index(&self.root, table, "parquet");
         self.next.insert(table.to_owned(), n);
         n
     }

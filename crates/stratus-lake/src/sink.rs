@@ -117,25 +117,30 @@ impl NdjsonSink {
         if let Some(n) = self.next.get(table) {
             return *n;
         }
-        let dir = self.root.join(table);
-        let prefix = format!("{table}.");
-        let n = std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.strip_prefix(&prefix)?
-                    .strip_suffix(".ndjson")?
-                    .parse::<usize>()
-                    .ok()
-            })
-            .map(|n| n + 1)
-            .max()
-            .unwrap_or(0);
+        let n = next_batch_index(&self.root, table, "ndjson");
         self.next.insert(table.to_owned(), n);
         n
     }
+}
+
+/// One past the highest `NNN` of the `<table>.NNN.<ext>` files under `root/<table>`.
+pub fn next_batch_index(root: &Path, table: &str, ext: &str) -> usize {
+    let prefix = format!("{table}.");
+    std::fs::read_dir(root.join(table))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix(&prefix)?
+                .strip_suffix(ext)?
+                .strip_suffix('.')?
+                .parse::<usize>()
+                .ok()
+        })
+        .map(|n| n + 1)
+        .max()
+        .unwrap_or(0)
 }
 
 impl Sink for NdjsonSink {
