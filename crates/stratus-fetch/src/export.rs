@@ -448,28 +448,23 @@ async fn crawl_phase(
         touch(work, meta)?;
     } else if patient_wanted && !patient_done {
         progress.set("exporting Patient with a bulk export");
-        let spec = ExportSpec {
-            level: Some(match &opts.group {
-                Some(g) => Level::Group(g.clone()),
-                None => Level::System,
-            }),
-            types: vec!["Patient".into()],
-            type_filters: filters
-                .get("Patient")
-                .into_iter()
-                .flatten()
-                .map(|q| format!("Patient?{q}"))
-                .collect(),
-            since: since_params.get("Patient").map(|(_, v)| v.clone()),
-            ..ExportSpec::default()
-        };
-        let bopts = stratus_bulk::Options {
-            out: Some(work.path.clone()),
-            parallel: opts.bulk_parallel,
-            compression: opts.compression,
-            ..stratus_bulk::Options::default()
-        };
-        let s = stratus_bulk::run(client, &spec, &bopts, Arc::clone(&progress.bulk)).await?;
+        let type_filters = filters
+            .get("Patient")
+            .into_iter()
+            .flatten()
+            .map(|q| format!("Patient?{q}"))
+            .collect();
+        let since = since_params.get("Patient").map(|(_, v)| v.clone());
+        let s = bulk_export(
+            client,
+            opts,
+            work,
+            vec!["Patient".into()],
+            type_filters,
+            since,
+            progress,
+        )
+        .await?;
         meta.done
             .insert("Patient".into(), s.transaction_time.clone());
         patients_fetched_now = true;
@@ -646,24 +641,8 @@ async fn bulk_phase(
     };
     let mut types: Vec<String> = todo.iter().map(|t| (*t).to_owned()).collect();
     types.sort();
-    let spec = ExportSpec {
-        level: Some(match &opts.group {
-            Some(g) => Level::Group(g.clone()),
-            None => Level::System,
-        }),
-        types,
-        type_filters,
-        since,
-        ..ExportSpec::default()
-    };
     progress.set(format!("bulk export of {} types", todo.len()));
-    let bopts = stratus_bulk::Options {
-        out: Some(work.path.clone()),
-        parallel: opts.bulk_parallel,
-        compression: opts.compression,
-        ..stratus_bulk::Options::default()
-    };
-    let s = stratus_bulk::run(client, &spec, &bopts, Arc::clone(&progress.bulk)).await?;
+    let s = bulk_export(client, opts, work, types, type_filters, since, progress).await?;
     for t in &todo {
         meta.done
             .insert((*t).to_owned(), s.transaction_time.clone());
@@ -685,6 +664,35 @@ async fn bulk_phase(
     }
     touch(work, meta)?;
     Ok(())
+}
+
+/// One bulk export (system, or `--group`) into the work folder.
+async fn bulk_export(
+    client: &Arc<Client>,
+    opts: &ExportOptions,
+    work: &Workdir,
+    types: Vec<String>,
+    type_filters: Vec<String>,
+    since: Option<String>,
+    progress: &Arc<ExportProgress>,
+) -> Result<stratus_bulk::Summary, FetchError> {
+    let spec = ExportSpec {
+        level: Some(match &opts.group {
+            Some(g) => Level::Group(g.clone()),
+            None => Level::System,
+        }),
+        types,
+        type_filters,
+        since,
+        ..ExportSpec::default()
+    };
+    let bopts = stratus_bulk::Options {
+        out: Some(work.path.clone()),
+        parallel: opts.bulk_parallel,
+        compression: opts.compression,
+        ..stratus_bulk::Options::default()
+    };
+    Ok(stratus_bulk::run(client, &spec, &bopts, Arc::clone(&progress.bulk)).await?)
 }
 
 fn count_lines(p: &Path) -> u64 {

@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use stratus_bulk::{ExportSpec, Level, Options, Progress};
-use stratus_fhir::writer::Compression;
 use stratus_http::{Auth, Client, HttpConfig, SmartClient};
 use stratus_smart::keys::SigningKey;
 
@@ -289,11 +288,7 @@ pub fn run(a: &BulkArgs, quiet: bool) -> anyhow::Result<Outcome> {
         out: out.clone(),
         parallel: a.parallel.max(1),
         standard_names: a.standard_names,
-        compression: if a.no_compression {
-            Compression::None
-        } else {
-            Compression::FAST_GZIP
-        },
+        compression: crate::commands::export::compression(a.no_compression),
         strict: a.strict,
         max_line_bytes: a.max_line_bytes,
         resume_url: a.resume.clone(),

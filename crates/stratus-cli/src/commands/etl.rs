@@ -172,17 +172,29 @@ pub struct InitArgs {
     /// Where the tables go: a folder or s3://bucket/prefix.
     #[arg(value_name = "OUTPUT")]
     pub output: PathBuf,
-    #[arg(long, default_value = "deltalake", value_parser = ["deltalake", "ndjson"])]
+    #[arg(long, default_value = "deltalake", value_parser = ["deltalake", "ndjson", "parquet"])]
     pub output_format: String,
+}
+
+/// The sink for `--output-format`: Delta tables (optimized when asked), Parquet or ndjson files.
+fn sink_for(
+    format: &str,
+    output: &std::path::Path,
+    optimize: bool,
+) -> anyhow::Result<Box<dyn stratus_etl::Sink>> {
+    Ok(match format {
+        "ndjson" => Box::new(NdjsonSink::new(output)),
+        "parquet" => Box::new(stratus_lake::ParquetSink::new(output)),
+        _ => Box::new(stratus_lake::DeltaSink::new(
+            &output.to_string_lossy(),
+            optimize,
+        )?),
+    })
 }
 
 fn init(a: &InitArgs) -> anyhow::Result<Outcome> {
     let out = a.output.to_string_lossy().into_owned();
-    let mut sink: Box<dyn stratus_etl::Sink> = if a.output_format == "ndjson" {
-        Box::new(NdjsonSink::new(&a.output))
-    } else {
-        Box::new(stratus_lake::DeltaSink::new(&out, false)?)
-    };
+    let mut sink = sink_for(&a.output_format, &a.output, false)?;
     let mut n = 0;
     for (table, _) in stratus_etl::tasks::TASKS {
         sink.touch(table)?;
@@ -292,16 +304,7 @@ pub fn run(a: &EtlArgs, quiet: bool) -> anyhow::Result<Outcome> {
         })
     });
     let started = Instant::now();
-    let mut sink: Box<dyn stratus_etl::Sink> = if ndjson {
-        Box::new(NdjsonSink::new(output))
-    } else if files {
-        Box::new(stratus_lake::ParquetSink::new(output))
-    } else {
-        Box::new(stratus_lake::DeltaSink::new(
-            &output.to_string_lossy(),
-            !a.no_table_optimization,
-        )?)
-    };
+    let mut sink = sink_for(&a.output_format, output, !a.no_table_optimization)?;
     let result = stratus_etl::pipeline::run(&opts, sink.as_mut(), &progress);
     done.store(true, Ordering::Relaxed);
     if let Some(r) = reporter {

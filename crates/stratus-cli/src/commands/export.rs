@@ -172,6 +172,15 @@ fn client(s: &ServerArgs) -> anyhow::Result<Arc<Client>> {
     Ok(Arc::new(Client::new(&s.fhir_url, auth(&s.auth)?, config)?))
 }
 
+/// `--no-compression`: plain NDJSON; otherwise gzip at the fast level.
+pub(crate) fn compression(no_compression: bool) -> Compression {
+    if no_compression {
+        Compression::None
+    } else {
+        Compression::FAST_GZIP
+    }
+}
+
 fn inline_options(a: &InlineArgs) -> InlineOptions {
     let mut o = InlineOptions {
         max_bytes: a.inline_max_size as u64,
@@ -244,11 +253,7 @@ pub fn export(a: &ExportArgs, quiet: bool) -> anyhow::Result<Outcome> {
         type_filters: a.type_filter.clone(),
         default_filters: !a.no_default_filters,
         hydration,
-        compression: if a.no_compression {
-            Compression::None
-        } else {
-            Compression::FAST_GZIP
-        },
+        compression: compression(a.no_compression),
         inline: inline_options(&a.inline),
         workers: a.server.max_in_flight * 2,
         policy: stratus_fetch::chunks::CommitPolicy {
@@ -387,11 +392,7 @@ pub fn hydrate(a: &HydrateArgs, quiet: bool) -> anyhow::Result<Outcome> {
     }
     let opts = HydrateOptions {
         groups,
-        compression: if a.no_compression {
-            Compression::None
-        } else {
-            Compression::FAST_GZIP
-        },
+        compression: compression(a.no_compression),
         inline: inline_options(&a.inline),
         workers: a.server.max_in_flight * 2,
     };
