@@ -397,69 +397,41 @@ fn run_task(
         ..TaskSummary::default()
     };
     let encounter = name == "encounter";
-    let cost = if encounter { 2 } else { 1 };
-    let mut batch: Vec<Row> = Vec::new();
     let mut errors = ErrorLog::new(ctx.opts.errors_to.as_deref(), name);
-    let mut wrote_any = false;
-    for path in files {
-        let mut reader = NdjsonReader::open(path, ReaderOptions::default())?;
-        loop {
-            let mut chunk: Vec<(u64, Result<Vec<u8>, String>)> = Vec::with_capacity(CHUNK);
-            while chunk.len() < CHUNK {
-                match reader.next_line()? {
-                    None => break,
-                    Some(Line::Data { bytes, number }) => chunk.push((number, Ok(bytes.to_vec()))),
-                    Some(Line::TooLong { number, .. }) => {
-                        chunk.push((number, Err("line too long".into())))
-                    }
-                }
+    // Batches are written on a thread of their own while the next one is read and scrubbed;
+    // the channel holds none, so at most two batches are in memory.
+    let (wrote_any, sink) = std::thread::scope(|scope| -> Result<_, EtlError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Row>>(0);
+        let writer = scope.spawn(move || -> Result<&mut dyn Sink, EtlError> {
+            for mut batch in rx {
+                flush(ctx, sink, name, &mut batch)?;
             }
-            if chunk.is_empty() {
-                break;
-            }
-            let results: Vec<(u64, Scrubbed)> = chunk
-                .into_par_iter()
-                .map(|(n, line)| {
-                    (
-                        n,
-                        line.map_err(|e| (false, e))
-                            .and_then(|b| scrub_line(ctx, rtype, &b)),
-                    )
-                })
-                .collect();
-            for (n, r) in results {
-                match r {
-                    Ok(row) => {
-                        summary.attempt += 1;
-                        batch.push(row);
-                        if batch.len() * cost >= ctx.opts.batch_size.max(cost) {
-                            flush(ctx, sink, name, &mut batch)?;
-                            wrote_any = true;
-                        }
-                    }
-                    Err((rejected, why)) => {
-                        if rejected {
-                            summary.rejected += 1;
-                        } else {
-                            summary.bad_lines += 1;
-                        }
-                        let msg = format!("{}:{n}: {why}", path.display());
-                        if problems.len() < 20 {
-                            problems.push(msg.clone());
-                        }
-                        errors.record(&path.display().to_string(), n, &why)?;
-                    }
-                }
-            }
-            ctx.progress
-                .resources
-                .store(summary.attempt, Ordering::Relaxed);
-        }
-    }
-    if !batch.is_empty() {
-        flush(ctx, sink, name, &mut batch)?;
-        wrote_any = true;
-    }
+            Ok(sink)
+        });
+        let mut wrote_any = false;
+        let read = read_task(
+            ctx,
+            name,
+            rtype,
+            files,
+            problems,
+            &mut summary,
+            &mut errors,
+            |batch| {
+                // The codebook first, so written data never refers to mappings not yet saved.
+                ctx.scrubber.codebook().save()?;
+                wrote_any = true;
+                // A closed channel means the writer failed; its error is reported below.
+                Ok(tx.send(batch).is_ok())
+            },
+        );
+        drop(tx);
+        let sink = writer
+            .join()
+            .map_err(|_| EtlError::Usage(format!("the writer of {name} panicked")))??;
+        read?;
+        Ok((wrote_any, sink))
+    })?;
     if !wrote_any {
         if encounter {
             sink.touch(COMPLETION_ENCOUNTERS)?;
@@ -469,6 +441,107 @@ fn run_task(
     summary.success = summary.attempt;
     errors.finish()?;
     Ok(summary)
+}
+
+/// Reads a task's files, scrubs their lines on every core and hands each full batch (and
+/// the last one) to `emit`, which answers whether to go on.
+#[allow(clippy::too_many_arguments)]
+fn read_task(
+    ctx: &TaskCtx,
+    name: &str,
+    rtype: &str,
+    files: &[PathBuf],
+    problems: &mut Vec<String>,
+    summary: &mut TaskSummary,
+    errors: &mut ErrorLog,
+    mut emit: impl FnMut(Vec<Row>) -> Result<bool, EtlError>,
+) -> Result<(), EtlError> {
+    let cost = if name == "encounter" { 2 } else { 1 };
+    let mut batch: Vec<Row> = Vec::new();
+    type Chunk = (usize, Vec<(u64, Result<Vec<u8>, String>)>);
+    std::thread::scope(|scope| -> Result<(), EtlError> {
+        // Files are read and decompressed a chunk ahead on a thread of their own, so that
+        // the cores scrubbing never wait for the disk or for gzip.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(2);
+        let reader = scope.spawn(move || -> Result<(), EtlError> {
+            for (f, path) in files.iter().enumerate() {
+                let mut reader = NdjsonReader::open(path, ReaderOptions::default())?;
+                loop {
+                    let mut chunk = Vec::with_capacity(CHUNK);
+                    while chunk.len() < CHUNK {
+                        match reader.next_line()? {
+                            None => break,
+                            Some(Line::Data { bytes, number }) => {
+                                chunk.push((number, Ok(bytes.to_vec())))
+                            }
+                            Some(Line::TooLong { number, .. }) => {
+                                chunk.push((number, Err("line too long".into())))
+                            }
+                        }
+                    }
+                    if chunk.is_empty() || tx.send((f, chunk)).is_err() {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        });
+        let scrubbed = (|| -> Result<(), EtlError> {
+            for (f, chunk) in rx.iter() {
+                let path = &files[f];
+                let results: Vec<(u64, Scrubbed)> = chunk
+                    .into_par_iter()
+                    .map(|(n, line)| {
+                        (
+                            n,
+                            line.map_err(|e| (false, e))
+                                .and_then(|b| scrub_line(ctx, rtype, &b)),
+                        )
+                    })
+                    .collect();
+                for (n, r) in results {
+                    match r {
+                        Ok(row) => {
+                            summary.attempt += 1;
+                            batch.push(row);
+                            if batch.len() * cost >= ctx.opts.batch_size.max(cost)
+                                && !emit(std::mem::take(&mut batch))?
+                            {
+                                return Ok(());
+                            }
+                        }
+                        Err((rejected, why)) => {
+                            if rejected {
+                                summary.rejected += 1;
+                            } else {
+                                summary.bad_lines += 1;
+                            }
+                            let msg = format!("{}:{n}: {why}", path.display());
+                            if problems.len() < 20 {
+                                problems.push(msg.clone());
+                            }
+                            errors.record(&path.display().to_string(), n, &why)?;
+                        }
+                    }
+                }
+                ctx.progress
+                    .resources
+                    .store(summary.attempt, Ordering::Relaxed);
+            }
+            Ok(())
+        })();
+        // Stop the reader if scrubbing stopped first, then report the first failure.
+        drop(rx);
+        let read = reader
+            .join()
+            .map_err(|_| EtlError::Usage(format!("the reader of {name} panicked")))?;
+        scrubbed?;
+        read
+    })?;
+    if !batch.is_empty() {
+        emit(batch)?;
+    }
+    Ok(())
 }
 
 /// Parses and scrubs one line. `Err((true, why))`: the scrubber rejected it;
@@ -503,8 +576,6 @@ fn flush(
     table: &str,
     batch: &mut Vec<Row>,
 ) -> Result<(), EtlError> {
-    // The codebook first, so written data never refers to mappings that were not saved.
-    ctx.scrubber.codebook().save()?;
     let mut seen = HashSet::new();
     let mut rows: Vec<Row> = batch
         .drain(..)

@@ -1,34 +1,66 @@
 //! The Delta Lake sink: one table per ETL table under the output root (a local folder or
-//! `s3://bucket/prefix`). The first batch creates a table; later batches MERGE on the
-//! table's keys, so re-running an ETL never duplicates a row: FHIR rows update only when
-//! the incoming `meta.lastUpdated` is not older than the stored one, and
-//! `etl__completion_encounters` keeps the first export time it saw. Deletes are `id IN`
-//! predicates; each finished table is optimized (and vacuumed) unless asked not to.
+//! `s3://bucket/prefix`). Re-running an ETL never duplicates a row: a batch's rows whose key
+//! the table may already hold are MERGEd on the table's keys (FHIR rows update only when the
+//! incoming `meta.lastUpdated` is not older than the stored one; `etl__completion_encounters`
+//! keeps the first export time it saw), and the rest, usually all of them, are appended,
+//! which costs a Parquet write instead of a scan of the table. Which keys a table holds is
+//! tracked as 64-bit fingerprints, read from the table when it already existed; a false
+//! match only sends a row through MERGE. Deletes are `id IN` predicates; each finished table
+//! is optimized (and vacuumed) unless asked not to.
 
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use deltalake::DeltaTable;
-use deltalake::arrow::array::RecordBatch;
-use deltalake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use deltalake::arrow::array::{Array, RecordBatch, StringArray};
+use deltalake::arrow::compute::filter_record_batch;
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::arrow::json::ReaderBuilder;
 use deltalake::datafusion::common::Column;
 use deltalake::datafusion::functions::core::expr_fn::get_field;
 use deltalake::datafusion::prelude::{Expr, SessionContext, cast, lit};
+use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
-use serde_json::Value;
+use futures_util::TryStreamExt;
+use rayon::prelude::*;
+use stratus_fhir::sonic_rs::{self, JsonValueTrait};
 
 use crate::LakeError;
-use crate::schema;
+use crate::schema::{self, Presence};
 use crate::sink::Sink;
 
 const COMPLETION: &str = "etl__completion";
 const COMPLETION_ENCOUNTERS: &str = "etl__completion_encounters";
+/// Rows per Arrow batch: small enough that decoding and writing stream through the cache
+/// and memory, large enough for Parquet pages to compress well.
+const ARROW_ROWS: usize = 8_192;
+/// The most key fingerprints kept for one table (about 9 bytes each). Past this the table
+/// stops being tracked and every later batch goes through MERGE: slower, never wrong, and
+/// memory stays bounded whatever the input's size.
+const MAX_TRACKED: usize = 25_000_000;
 
 /// Delta tables under one root.
 pub struct DeltaSink {
     root: String,
-    rt: tokio::runtime::Runtime,
+    rt: Arc<tokio::runtime::Runtime>,
     optimize: bool,
+    open: HashMap<String, Open>,
+}
+
+/// A table this run has written to, with what it holds.
+struct Open {
+    table: DeltaTable,
+    /// Fingerprints of the keys in the table; `None` once there were too many to track.
+    keys: Option<HashSet<u64>>,
+}
+
+/// One batch made ready for a table: Arrow batches sharing one schema, and each row's key
+/// fingerprint, in row order.
+pub struct Prepared {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub keys: Vec<u64>,
 }
 
 impl DeltaSink {
@@ -50,14 +82,19 @@ impl DeltaSink {
                 .display()
                 .to_string()
         };
-        Ok(DeltaSink { root, rt, optimize })
+        Ok(DeltaSink {
+            root,
+            rt: Arc::new(rt),
+            optimize,
+            open: HashMap::new(),
+        })
     }
 
     fn location(&self, table: &str) -> String {
         format!("{}/{table}", self.root)
     }
 
-    async fn open(&self, table: &str) -> Result<DeltaTable, LakeError> {
+    async fn load(&self, table: &str) -> Result<DeltaTable, LakeError> {
         let loc = self.location(table);
         if !loc.contains("://") {
             std::fs::create_dir_all(&loc).map_err(|e| LakeError::io(&loc, e))?;
@@ -68,10 +105,28 @@ impl DeltaSink {
             .map_err(|e| err(table, e))
     }
 
-    /// The rows as one Arrow batch with the table's schema.
-    pub fn record_batch(table: &str, rows: &[Vec<u8>]) -> Result<RecordBatch, LakeError> {
-        let schema = Arc::new(match table {
-            COMPLETION => strings(&[
+    /// The table as this run last left it, loading it (and the keys it holds) on first use.
+    async fn open(&mut self, table: &str) -> Result<&mut Open, LakeError> {
+        if !self.open.contains_key(table) {
+            let t = self.load(table).await?;
+            let keys = if t.version().is_none() {
+                Some(HashSet::new())
+            } else {
+                stored_keys(&t, table).await?
+            };
+            self.open.insert(table.to_owned(), Open { table: t, keys });
+        }
+        self.open
+            .get_mut(table)
+            .ok_or_else(|| LakeError::Usage(format!("table {table} vanished")))
+    }
+
+    /// The rows as Arrow batches of at most [`ARROW_ROWS`] rows, all with the schema of the
+    /// whole set (the wide R4 schema narrowed to what the rows have), and their keys.
+    pub fn prepare(table: &str, rows: &[Vec<u8>]) -> Result<Prepared, LakeError> {
+        let key_names = key_columns(table);
+        let fixed = match table {
+            COMPLETION => Some(strings(&[
                 "table_name",
                 "group_name",
                 "export_time",
@@ -79,107 +134,243 @@ impl DeltaSink {
                 "etl_version",
                 "etl_time",
                 "excluded_resources",
-            ]),
-            COMPLETION_ENCOUNTERS => strings(&[
+            ])),
+            COMPLETION_ENCOUNTERS => Some(strings(&[
                 "encounter_id",
                 "group_name",
                 "export_time",
                 "excluded_resources",
-            ]),
-            _ => {
-                let values: Vec<Value> = rows
-                    .iter()
-                    .filter_map(|r| serde_json::from_slice(r).ok())
-                    .collect();
-                let rtype = resource_type_of(table);
-                schema::for_rows(rtype, &values)
-            }
-        });
-        let mut decoder = ReaderBuilder::new(Arc::clone(&schema))
-            .with_batch_size(rows.len().max(1))
-            .build_decoder()
-            .map_err(|e| err(table, e))?;
-        for r in rows {
-            decoder.decode(r).map_err(|e| err(table, e))?;
-            decoder.decode(b"\n").map_err(|e| err(table, e))?;
+            ])),
+            _ => None,
+        };
+        // Both passes run on every core, a chunk of rows at a time.
+        let folded: Vec<(Vec<u64>, Presence)> = rows
+            .par_chunks(ARROW_ROWS)
+            .map(|chunk| {
+                let mut keys = Vec::with_capacity(chunk.len());
+                let mut presence = Presence::default();
+                for r in chunk {
+                    let v: sonic_rs::Value = sonic_rs::from_slice(r).map_err(|e| err(table, e))?;
+                    let mut h = DefaultHasher::new();
+                    for k in key_names {
+                        v.get(*k)
+                            .and_then(|x| x.as_str())
+                            .unwrap_or("")
+                            .hash(&mut h);
+                    }
+                    keys.push(h.finish());
+                    if fixed.is_none() {
+                        presence.add_value(&v);
+                    }
+                }
+                Ok((keys, presence))
+            })
+            .collect::<Result<_, LakeError>>()?;
+        let mut keys = Vec::with_capacity(rows.len());
+        let mut presence = Presence::default();
+        for (k, p) in folded {
+            keys.extend(k);
+            presence.merge(p);
         }
-        Ok(decoder
-            .flush()
-            .map_err(|e| err(table, e))?
-            .unwrap_or_else(|| RecordBatch::new_empty(schema)))
+        let schema = Arc::new(
+            fixed.unwrap_or_else(|| schema::for_presence(resource_type_of(table), &presence)),
+        );
+        drop(presence);
+        let decoded: Vec<Option<RecordBatch>> = rows
+            .par_chunks(ARROW_ROWS)
+            .map(|chunk| {
+                let mut decoder = ReaderBuilder::new(Arc::clone(&schema))
+                    .with_batch_size(ARROW_ROWS)
+                    .build_decoder()
+                    .map_err(|e| err(table, e))?;
+                for r in chunk {
+                    decoder.decode(r).map_err(|e| err(table, e))?;
+                    decoder.decode(b"\n").map_err(|e| err(table, e))?;
+                }
+                decoder.flush().map_err(|e| err(table, e))
+            })
+            .collect::<Result<_, LakeError>>()?;
+        let batches: Vec<RecordBatch> = decoded.into_iter().flatten().collect();
+        Ok(Prepared {
+            schema,
+            batches,
+            keys,
+        })
     }
 
-    async fn upsert(&self, table: &str, batch: RecordBatch) -> Result<(), LakeError> {
-        let t = self.open(table).await?;
-        if t.version().is_none() {
-            t.write(vec![batch])
+    /// Appends the rows with new keys, MERGEs the others.
+    async fn upsert(&mut self, table: &str, prepared: Prepared) -> Result<(), LakeError> {
+        let open = self.open(table).await?;
+        let Prepared {
+            schema,
+            batches,
+            keys,
+        } = prepared;
+        // Split each Arrow batch into rows the table may hold and rows it cannot.
+        let mut fresh = Vec::new();
+        let mut known = Vec::new();
+        let mut offset = 0;
+        for b in batches {
+            let n = b.num_rows();
+            let mask: Vec<bool> = keys[offset..offset + n]
+                .iter()
+                .map(|k| open.keys.as_ref().is_none_or(|set| set.contains(k)))
+                .collect();
+            offset += n;
+            if mask.iter().all(|m| !m) {
+                fresh.push(b);
+            } else if mask.iter().all(|m| *m) {
+                known.push(b);
+            } else {
+                let is_known = deltalake::arrow::array::BooleanArray::from(mask);
+                let not_known =
+                    deltalake::arrow::compute::not(&is_known).map_err(|e| err(table, e))?;
+                known.push(filter_record_batch(&b, &is_known).map_err(|e| err(table, e))?);
+                fresh.push(filter_record_batch(&b, &not_known).map_err(|e| err(table, e))?);
+            }
+        }
+        if open.table.version().is_none() && !known.is_empty() {
+            // A table not yet created holds nothing: everything is fresh.
+            fresh.append(&mut known);
+        }
+        if !fresh.is_empty() || open.table.version().is_none() {
+            if fresh.is_empty() {
+                fresh.push(RecordBatch::new_empty(Arc::clone(&schema)));
+            }
+            open.table = open
+                .table
+                .clone()
+                .write(fresh)
                 .with_save_mode(SaveMode::Append)
+                .with_schema_mode(SchemaMode::Merge)
                 .await
                 .map_err(|e| err(table, e))?;
-            return Ok(());
         }
-        let keys: &[&str] = match table {
-            COMPLETION => &["table_name", "group_name", "export_time", "etl_time"],
-            COMPLETION_ENCOUNTERS => &["encounter_id", "group_name"],
-            _ => &["id"],
-        };
-        let columns: Vec<String> = batch
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        let ctx = SessionContext::new();
-        let source = ctx.read_batch(batch).map_err(|e| err(table, e))?;
-        let on = keys
-            .iter()
-            .map(|k| col("target", k).eq(col("source", k)))
-            .reduce(Expr::and)
-            .unwrap_or_else(|| lit(false));
-        let mut merge = t
-            .merge(source, on)
-            .with_source_alias("source")
-            .with_target_alias("target")
-            .with_merge_schema(true);
-        if table != COMPLETION_ENCOUNTERS {
-            let newer = if columns.iter().any(|c| c == "meta") {
-                let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-                let old = cast(get_field(col("target", "meta"), "lastUpdated"), ts.clone());
-                let new = cast(get_field(col("source", "meta"), "lastUpdated"), ts);
-                Some(
-                    old.clone()
-                        .is_null()
-                        .or(new.clone().is_null())
-                        .or(old.lt_eq(new)),
-                )
-            } else {
-                None
-            };
-            let cols = columns.clone();
-            merge = merge
-                .when_matched_update(move |mut u| {
-                    if let Some(p) = newer {
-                        u = u.predicate(p);
-                    }
-                    for c in &cols {
-                        u = u.update(c.as_str(), col("source", c));
-                    }
-                    u
-                })
+        if !known.is_empty() {
+            let known = deltalake::arrow::compute::concat_batches(&schema, &known)
                 .map_err(|e| err(table, e))?;
+            open.table = merge(open.table.clone(), table, known).await?;
         }
-        let cols = columns;
-        merge = merge
-            .when_not_matched_insert(move |mut i| {
-                for c in &cols {
-                    i = i.set(c.as_str(), col("source", c));
-                }
-                i
-            })
-            .map_err(|e| err(table, e))?;
-        merge.await.map_err(|e| err(table, e))?;
+        if let Some(set) = &mut open.keys {
+            set.extend(keys);
+            if set.len() > MAX_TRACKED {
+                tracing::info!(table, "too many rows to track; later batches MERGE");
+                open.keys = None;
+            }
+        }
         Ok(())
     }
+}
+
+/// The columns that identify a row of `table`.
+fn key_columns(table: &str) -> &'static [&'static str] {
+    match table {
+        COMPLETION => &["table_name", "group_name", "export_time", "etl_time"],
+        COMPLETION_ENCOUNTERS => &["encounter_id", "group_name"],
+        _ => &["id"],
+    }
+}
+
+/// Fingerprints of the keys an existing table holds; `None` if more than [`MAX_TRACKED`].
+async fn stored_keys(t: &DeltaTable, table: &str) -> Result<Option<HashSet<u64>>, LakeError> {
+    let names = key_columns(table);
+    let ctx = SessionContext::new();
+    t.update_datafusion_session(&ctx.state())
+        .map_err(|e| err(table, e))?;
+    let provider = t.table_provider().await.map_err(|e| err(table, e))?;
+    let df = ctx
+        .read_table(provider)
+        .map_err(|e| err(table, e))?
+        .select_columns(names)
+        .map_err(|e| err(table, e))?;
+    let mut stream = df.execute_stream().await.map_err(|e| err(table, e))?;
+    let mut set = HashSet::new();
+    while let Some(b) = stream.try_next().await.map_err(|e| err(table, e))? {
+        let cols: Vec<StringArray> = (0..names.len())
+            .map(|i| {
+                deltalake::arrow::compute::cast(b.column(i), &DataType::Utf8)
+                    .map_err(|e| err(table, e))
+                    .and_then(|a| {
+                        a.as_any()
+                            .downcast_ref::<StringArray>()
+                            .cloned()
+                            .ok_or_else(|| err(table, "a key column is not text"))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        for row in 0..b.num_rows() {
+            let mut h = DefaultHasher::new();
+            for c in &cols {
+                (if c.is_null(row) { "" } else { c.value(row) }).hash(&mut h);
+            }
+            set.insert(h.finish());
+        }
+        if set.len() > MAX_TRACKED {
+            return Ok(None);
+        }
+    }
+    Ok(Some(set))
+}
+
+/// MERGEs `batch` into `t` on the table's keys.
+async fn merge(t: DeltaTable, table: &str, batch: RecordBatch) -> Result<DeltaTable, LakeError> {
+    let keys = key_columns(table);
+    let columns: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let ctx = SessionContext::new();
+    let source = ctx.read_batch(batch).map_err(|e| err(table, e))?;
+    let on = keys
+        .iter()
+        .map(|k| col("target", k).eq(col("source", k)))
+        .reduce(Expr::and)
+        .unwrap_or_else(|| lit(false));
+    let mut merge = t
+        .merge(source, on)
+        .with_source_alias("source")
+        .with_target_alias("target")
+        .with_merge_schema(true);
+    if table != COMPLETION_ENCOUNTERS {
+        let newer = if columns.iter().any(|c| c == "meta") {
+            let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+            let old = cast(get_field(col("target", "meta"), "lastUpdated"), ts.clone());
+            let new = cast(get_field(col("source", "meta"), "lastUpdated"), ts);
+            Some(
+                old.clone()
+                    .is_null()
+                    .or(new.clone().is_null())
+                    .or(old.lt_eq(new)),
+            )
+        } else {
+            None
+        };
+        let cols = columns.clone();
+        merge = merge
+            .when_matched_update(move |mut u| {
+                if let Some(p) = newer {
+                    u = u.predicate(p);
+                }
+                for c in &cols {
+                    u = u.update(c.as_str(), col("source", c));
+                }
+                u
+            })
+            .map_err(|e| err(table, e))?;
+    }
+    let cols = columns;
+    merge = merge
+        .when_not_matched_insert(move |mut i| {
+            for c in &cols {
+                i = i.set(c.as_str(), col("source", c));
+            }
+            i
+        })
+        .map_err(|e| err(table, e))?;
+    let (t, _) = merge.await.map_err(|e| err(table, e))?;
+    Ok(t)
 }
 
 impl DeltaSink {
@@ -258,19 +449,16 @@ impl Sink for DeltaSink {
     }
 
     fn write_batch(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), LakeError> {
-        let batch = Self::record_batch(table, rows)?;
-        self.rt.block_on(self.upsert(table, batch))
+        let prepared = Self::prepare(table, rows)?;
+        let rt = Arc::clone(&self.rt);
+        rt.block_on(self.upsert(table, prepared))
     }
 
     fn touch(&mut self, table: &str) -> Result<(), LakeError> {
-        self.rt.block_on(async {
-            let t = self.open(table).await?;
-            if t.version().is_none() {
-                let batch = Self::record_batch(table, &[])?;
-                t.write(vec![batch])
-                    .with_save_mode(SaveMode::Append)
-                    .await
-                    .map_err(|e| err(table, e))?;
+        let rt = Arc::clone(&self.rt);
+        rt.block_on(async {
+            if self.open(table).await?.table.version().is_none() {
+                self.upsert(table, Self::prepare(table, &[])?).await?;
             }
             Ok(())
         })
@@ -280,33 +468,38 @@ impl Sink for DeltaSink {
         if ids.is_empty() {
             return Ok(());
         }
-        self.rt.block_on(async {
+        let rt = Arc::clone(&self.rt);
+        rt.block_on(async {
             for chunk in ids.chunks(50_000) {
-                let t = self.open(table).await?;
-                if t.version().is_none() {
+                let open = self.open(table).await?;
+                if open.table.version().is_none() {
                     return Ok(());
                 }
                 let list: Vec<Expr> = chunk.iter().map(|i| lit(i.as_str())).collect();
                 let pred = Expr::Column(Column::new_unqualified("id")).in_list(list, false);
-                t.delete()
+                let (t, _) = open
+                    .table
+                    .clone()
+                    .delete()
                     .with_predicate(pred)
                     .await
                     .map_err(|e| err(table, e))?;
+                open.table = t;
             }
             Ok(())
         })
     }
 
     fn finish_table(&mut self, table: &str) -> Result<(), LakeError> {
-        if !self.optimize {
+        // The table's key fingerprints are not needed any more; a later write reloads them.
+        let Some(open) = self.open.remove(table) else {
+            return Ok(());
+        };
+        if !self.optimize || open.table.version().is_none() {
             return Ok(());
         }
         self.rt.block_on(async {
-            let t = self.open(table).await?;
-            if t.version().is_none() {
-                return Ok(());
-            }
-            let (t, _) = t.optimize().await.map_err(|e| err(table, e))?;
+            let (t, _) = open.table.optimize().await.map_err(|e| err(table, e))?;
             t.vacuum().await.map_err(|e| err(table, e))?;
             Ok(())
         })

@@ -42,7 +42,7 @@ impl ParquetSink {
 
 impl Sink for ParquetSink {
     fn write_batch(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), LakeError> {
-        let batch = DeltaSink::record_batch(table, rows)?;
+        let prepared = DeltaSink::prepare(table, rows)?;
         let n = self.next_index(table);
         let dir = self.root.join(table);
         std::fs::create_dir_all(&dir).map_err(|e| LakeError::io(&dir, e))?;
@@ -56,8 +56,10 @@ impl Sink for ParquetSink {
             message: e.to_string(),
         };
         let mut w =
-            ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| fail(&e))?;
-        w.write(&batch).map_err(|e| fail(&e))?;
+            ArrowWriter::try_new(file, prepared.schema, Some(props)).map_err(|e| fail(&e))?;
+        for b in &prepared.batches {
+            w.write(b).map_err(|e| fail(&e))?;
+        }
         let file = w.into_inner().map_err(|e| fail(&e))?;
         file.commit()?;
         self.next.insert(table.to_owned(), n + 1);

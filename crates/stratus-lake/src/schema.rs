@@ -11,26 +11,112 @@
 //! - integer → int32, decimal → float64, boolean → bool, everything else (dates included,
 //!   kept as written) → string; lists → list; every column nullable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use deltalake::arrow::datatypes::{DataType, Field, Fields, Schema};
-use serde_json::Value;
 use stratus_fhir::elements::{self, ElementType, Primitive};
+use stratus_fhir::sonic_rs::{self, JsonContainerTrait, JsonValueTrait};
 
 const FORCING: [&str; 4] = ["CodeableConcept", "Coding", "Period", "Reference"];
 
-/// The schema of a batch of `resource_type` rows.
-pub fn for_rows(resource_type: &str, rows: &[Value]) -> Schema {
+/// Which keys a batch's rows have, merged over rows and list items: enough to build the
+/// schema without keeping the rows. Folding a row walks only its own keys, so building a
+/// batch's schema costs one pass over the data whatever the width of the R4 definition.
+#[derive(Debug, Default)]
+pub struct Presence {
+    /// The key was seen with a value, or a list with at least one item.
+    items: bool,
+    /// ... and one of those was not `null`.
+    non_null: bool,
+    kids: HashMap<String, Presence>,
+    /// For `contained`: the keys of the contained resources, by their `resourceType`.
+    by_type: HashMap<String, Presence>,
+}
+
+impl Presence {
+    /// Folds one JSON row in; a row that is not a JSON object adds nothing.
+    pub fn add_json(&mut self, row: &[u8]) {
+        if let Ok(v) = sonic_rs::from_slice::<sonic_rs::Value>(row) {
+            self.add_object(&v);
+        }
+    }
+
+    /// Folds one parsed row in.
+    pub fn add_value(&mut self, row: &sonic_rs::Value) {
+        self.add_object(row);
+    }
+
+    fn add_object(&mut self, v: &sonic_rs::Value) {
+        let Some(obj) = v.as_object() else {
+            return;
+        };
+        for (k, val) in obj.iter() {
+            let node = self.kids.entry(k.to_owned()).or_default();
+            match val.as_array() {
+                Some(items) => {
+                    for item in items.iter() {
+                        node.add_item(k, item);
+                    }
+                }
+                None => node.add_item(k, val),
+            }
+        }
+    }
+
+    fn add_item(&mut self, key: &str, item: &sonic_rs::Value) {
+        self.items = true;
+        if item.is_null() {
+            return;
+        }
+        self.non_null = true;
+        self.add_object(item);
+        if key == "contained"
+            && let Some(t) = item.get("resourceType").and_then(|t| t.as_str())
+        {
+            self.by_type
+                .entry(t.to_owned())
+                .or_default()
+                .add_object(item);
+        }
+    }
+
+    /// Folds what another set of rows had into this one.
+    pub fn merge(&mut self, other: Presence) {
+        self.items |= other.items;
+        self.non_null |= other.non_null;
+        for (k, p) in other.kids {
+            self.kids.entry(k).or_default().merge(p);
+        }
+        for (k, p) in other.by_type {
+            self.by_type.entry(k).or_default().merge(p);
+        }
+    }
+
+    fn kid(&self, name: &str) -> Option<&Presence> {
+        self.kids.get(name)
+    }
+}
+
+/// The schema of a batch of `resource_type` rows, given what the rows have.
+pub fn for_presence(resource_type: &str, present: &Presence) -> Schema {
     let mut fields = vec![Field::new("resourceType", DataType::Utf8, true)];
-    let present: Vec<&Value> = rows.iter().collect();
-    fields.extend(children(resource_type, &present, 0, false));
+    fields.extend(children(resource_type, Some(present), 0, false));
     Schema::new(fields)
 }
 
-/// The children of `owner` (a resource, datatype or backbone path), given the values of
-/// the owner found in the batch.
-fn children(owner: &str, values: &[&Value], level: usize, forced: bool) -> Vec<Field> {
+/// The schema of a batch of `resource_type` rows (JSON, one per item).
+pub fn for_rows<R: AsRef<[u8]>>(resource_type: &str, rows: &[R]) -> Schema {
+    let mut p = Presence::default();
+    for r in rows {
+        p.add_json(r.as_ref());
+    }
+    for_presence(resource_type, &p)
+}
+
+/// The children of `owner` (a resource, datatype or backbone path), given what the
+/// owner's values in the batch hold (`None`: nothing).
+fn children(owner: &str, node: Option<&Presence>, level: usize, forced: bool) -> Vec<Field> {
     let Some(elements) = elements::elements_of(owner) else {
         return Vec::new();
     };
@@ -40,29 +126,26 @@ fn children(owner: &str, values: &[&Value], level: usize, forced: bool) -> Vec<F
         if e.name == "resourceType" || !seen.insert(e.name) {
             continue;
         }
-        let vals: Vec<&Value> = values
-            .iter()
-            .filter_map(|v| v.get(e.name))
-            .flat_map(flatten)
-            .collect();
+        let sub = node.and_then(|n| n.kid(e.name));
+        let has = sub.is_some_and(|s| s.items);
         let force_this = forced && e.name != "extension";
         let ty = match e.ty {
             ElementType::Primitive(p) => {
-                if level > 1 && !force_this && vals.is_empty() {
+                if level > 1 && !force_this && !has {
                     None
                 } else {
                     Some(primitive(p))
                 }
             }
             ElementType::Complex(name) => {
-                if level > 0 && !force_this && vals.is_empty() {
+                if level > 0 && !force_this && !has {
                     None
                 } else {
-                    let sub = children(name, &vals, level + 1, FORCING.contains(&name));
+                    let sub = children(name, sub, level + 1, FORCING.contains(&name));
                     (!sub.is_empty()).then(|| DataType::Struct(Fields::from(sub)))
                 }
             }
-            ElementType::Resource => contained(&vals),
+            ElementType::Resource => sub.and_then(contained),
         };
         if let Some(ty) = ty {
             out.push(Field::new(e.name, wrap(ty, e.is_list), true));
@@ -70,14 +153,10 @@ fn children(owner: &str, values: &[&Value], level: usize, forced: bool) -> Vec<F
         // The `_name` sibling carries extensions of a primitive; only when present.
         if matches!(e.ty, ElementType::Primitive(_)) {
             let sunder = format!("_{}", e.name);
-            let svals: Vec<&Value> = values
-                .iter()
-                .filter_map(|v| v.get(&sunder))
-                .flat_map(flatten)
-                .filter(|v| !v.is_null())
-                .collect();
-            if !svals.is_empty() {
-                let sub = children("Element", &svals, level + 1, false);
+            if let Some(s) = node.and_then(|n| n.kid(&sunder))
+                && s.non_null
+            {
+                let sub = children("Element", Some(s), level + 1, false);
                 if !sub.is_empty() {
                     out.push(Field::new(
                         sunder,
@@ -93,18 +172,12 @@ fn children(owner: &str, values: &[&Value], level: usize, forced: bool) -> Vec<F
 
 /// `contained`: one struct with the fields present across the contained resources (sorted
 /// by name; for a name two types define, the type last in name order wins).
-fn contained(values: &[&Value]) -> Option<DataType> {
-    let mut by_type: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
-    for v in values {
-        if let Some(t) = v.get("resourceType").and_then(Value::as_str) {
-            by_type.entry(t.to_owned()).or_default().push(v);
-        }
-    }
+fn contained(node: &Presence) -> Option<DataType> {
+    let by_type: BTreeMap<&String, &Presence> = node.by_type.iter().collect();
     let mut merged: BTreeMap<String, Field> = BTreeMap::new();
-    for (t, vals) in &by_type {
-        for f in children(t, vals, 1, false) {
-            let present = vals.iter().any(|v| v.get(f.name()).is_some());
-            if present {
+    for (t, p) in by_type {
+        for f in children(t, Some(p), 1, false) {
+            if p.kid(f.name()).is_some() {
                 merged.insert(f.name().clone(), f);
             }
         }
@@ -119,13 +192,6 @@ fn contained(values: &[&Value]) -> Option<DataType> {
     Some(DataType::Struct(Fields::from(
         merged.into_values().collect::<Vec<_>>(),
     )))
-}
-
-fn flatten(v: &Value) -> Vec<&Value> {
-    match v {
-        Value::Array(items) => items.iter().collect(),
-        other => vec![other],
-    }
 }
 
 fn wrap(ty: DataType, list: bool) -> DataType {
@@ -151,12 +217,15 @@ mod tests {
 
     #[test]
     fn wide_and_data_driven() {
-        let rows = vec![serde_json::json!({
-            "resourceType": "Condition", "id": "x",
-            "code": {"coding": [{"system": "s", "code": "c"}]},
-            "onsetAge": {"value": 3},
-            "_recordedDate": {"extension": [{"url": "u", "valueCode": "masked"}]}
-        })];
+        let rows = vec![
+            serde_json::to_vec(&serde_json::json!({
+                "resourceType": "Condition", "id": "x",
+                "code": {"coding": [{"system": "s", "code": "c"}]},
+                "onsetAge": {"value": 3},
+                "_recordedDate": {"extension": [{"url": "u", "valueCode": "masked"}]}
+            }))
+            .unwrap(),
+        ];
         let s = for_rows("Condition", &rows);
         let names: Vec<&str> = s.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names[0], "resourceType");

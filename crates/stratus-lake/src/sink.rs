@@ -10,7 +10,8 @@ use stratus_fhir::writer::AtomicFile;
 
 use crate::LakeError;
 
-pub trait Sink {
+/// `Send` so that a task can write one batch while it scrubs the next.
+pub trait Sink: Send {
     /// Writes one batch of JSON rows (one per line, no newline) to `table`.
     fn write_batch(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), LakeError>;
     /// Makes sure `table` exists even when no row came.

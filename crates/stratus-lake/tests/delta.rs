@@ -75,6 +75,25 @@ fn upserts_respect_last_updated_and_deletes_apply() {
         ["a", "b"]
     );
 
+    // A rerun (a new sink) learns which ids the table holds: an older `a` changes nothing,
+    // and a new `d` with elements no earlier row had is appended under a merged schema.
+    let mut rerun = DeltaSink::new(root.to_str().unwrap(), false).unwrap();
+    rerun
+        .write_batch(
+            "condition",
+            &[
+                row("a", "2020-01-01T00:00:00Z", "inactive"),
+                br#"{"resourceType":"Condition","id":"d","onsetAge":{"value":3,"unit":"a"},"note":[{"text":"n"}]}"#.to_vec(),
+            ],
+        )
+        .unwrap();
+    rerun.finish_table("condition").unwrap();
+    let q = "select concat(id, '=', coalesce(\"clinicalStatus\"['coding'][1]['code'], \"onsetAge\"['unit'])) from t order by id";
+    assert_eq!(
+        query(&root, "condition", q),
+        ["a=resolved", "b=active", "d=a"]
+    );
+
     // Completion encounters keep the first export time.
     let enc = |t: &str| {
         format!(r#"{{"encounter_id":"e1","group_name":"g","export_time":"{t}","excluded_resources":""}}"#).into_bytes()
