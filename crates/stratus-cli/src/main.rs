@@ -62,17 +62,24 @@ fn rayon_pool(threads: usize) -> Result<(), rayon::ThreadPoolBuildError> {
 /// them quiet.
 fn init_tracing(verbose: u8, quiet: bool, serving: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = match (quiet, verbose) {
+    let level = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) if serving => "warn,stratus::access=info,stratus::auth=info",
-        // delta-rs logs an error for every table that does not exist yet, which is how
-        // every first load starts; its real errors come back as results and are reported.
-        (false, 0) => "warn,buoyant_kernel=off,delta_kernel=off,deltalake_core=off",
+        (false, 0) => "warn",
         (false, 1) => "info",
         (false, 2) => "debug",
         (false, _) => "trace",
     };
-    let filter = EnvFilter::try_from_env("STRATUS_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // delta-rs logs an error for every table that does not exist yet, which is how every
+    // first load starts; its real errors come back as results and are reported. Below
+    // `-vv` its own logs are noise for a user.
+    let default = if verbose >= 2 {
+        level.to_owned()
+    } else {
+        format!("{level},buoyant_kernel=off,delta_kernel=off,deltalake_core=off")
+    };
+    let filter =
+        EnvFilter::try_from_env("STRATUS_LOG").unwrap_or_else(|_| EnvFilter::new(&default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -3,14 +3,14 @@
 //! cumulus-etl keeps, in the same formats: a site's existing PHI folder gives the same fake
 //! ids here as there.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use hmac::{Hmac, KeyInit, Mac};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sha2::Sha256;
 use stratus_fhir::writer::AtomicFile;
 
@@ -43,6 +43,17 @@ struct Mappings {
     encounter: HashMap<String, String>,
 }
 
+/// The cached mappings, kept small: a cached fake id is always the keyed hash of its real
+/// id, so only the real ids are held (a few dozen bytes each, not the pair's hundred and
+/// more) and the hashes are recomputed when the file is written. A pair read from the file
+/// whose fake id is not that hash (written under another salt, or by hand) is kept as is.
+#[derive(Debug, Default)]
+struct Cached {
+    patient: HashSet<Box<str>>,
+    encounter: HashSet<Box<str>>,
+    other: Mappings,
+}
+
 /// The salt and the id mappings of one PHI folder.
 #[derive(Debug)]
 pub struct Codebook {
@@ -53,7 +64,7 @@ pub struct Codebook {
     mac: Hmac<Sha256>,
     /// Fake ids left by old versions (random UUIDs), which win over the hash.
     legacy: Mappings,
-    cached: Mutex<Mappings>,
+    cached: Mutex<Cached>,
     dirty: AtomicBool,
     /// Other keys of codebook.json, written back as they were.
     extra: Map<String, Value>,
@@ -140,10 +151,12 @@ impl Codebook {
             mac: Hmac::<Sha256>::new_from_slice(&key)
                 .map_err(|_| bad("id_salt cannot key HMAC".into()))?,
             legacy,
-            cached: Mutex::new(read_cached(&dir.join(CACHED))?),
+            cached: Mutex::new(Cached::default()),
             dirty: AtomicBool::new(false),
             extra: doc,
         };
+        let cached = book.read_cached(&dir.join(CACHED))?;
+        *book.cached.lock().unwrap_or_else(|p| p.into_inner()) = cached;
         if changed {
             book.write_codebook(&salt)?;
         }
@@ -169,13 +182,14 @@ impl Codebook {
         let fake = self.hash(id);
         if cache && matches!(resource_type, "Patient" | "Encounter") {
             let mut c = self.cached.lock().unwrap_or_else(|p| p.into_inner());
-            let map = if resource_type == "Patient" {
-                &mut c.patient
+            let c = &mut *c;
+            let (ids, other) = if resource_type == "Patient" {
+                (&mut c.patient, &c.other.patient)
             } else {
-                &mut c.encounter
+                (&mut c.encounter, &c.other.encounter)
             };
-            if !map.contains_key(id) {
-                map.insert(id.to_owned(), fake.clone());
+            if !ids.contains(id) && !other.contains_key(id) {
+                ids.insert(id.into());
                 self.dirty.store(true, Ordering::Relaxed);
             }
         }
@@ -189,23 +203,60 @@ impl Codebook {
         hex(&m.finalize().into_bytes())
     }
 
-    /// Writes the cached mappings if they changed (before any data that uses them).
+    /// Writes the cached mappings if they changed. Called at the end of each task rather
+    /// than before each batch as cumulus-etl does: rewriting a file of millions of ids per
+    /// batch made long runs quadratic, and nothing is lost by waiting, since a rerun after a
+    /// crash computes the same fake ids and caches them again.
     pub fn save(&self) -> Result<(), DeidError> {
         if !self.dirty.swap(false, Ordering::Relaxed) {
             return Ok(());
         }
         let c = self.cached.lock().unwrap_or_else(|p| p.into_inner());
-        let sorted = |m: &HashMap<String, String>| {
-            let mut v: Vec<(&String, &String)> = m.iter().collect();
-            v.sort();
-            Value::Object(
-                v.into_iter()
-                    .map(|(k, f)| (k.clone(), Value::String(f.clone())))
-                    .collect(),
-            )
+        let path = self.dir.join(CACHED);
+        let file = AtomicFile::create(&path).map_err(|e| DeidError::Codebook {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        let mut w = std::io::BufWriter::new(file);
+        let mut write = || -> std::io::Result<()> {
+            w.write_all(b"{")?;
+            for (n, (key, ids, other)) in [
+                ("Encounter", &c.encounter, &c.other.encounter),
+                ("Patient", &c.patient, &c.other.patient),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if n > 0 {
+                    w.write_all(b",")?;
+                }
+                write!(w, "\"{key}\":{{")?;
+                let mut all: Vec<(&str, Option<&str>)> = ids
+                    .iter()
+                    .map(|i| (&**i, None))
+                    .chain(other.iter().map(|(r, f)| (r.as_str(), Some(f.as_str()))))
+                    .collect();
+                all.sort_unstable();
+                for (i, (real, fake)) in all.into_iter().enumerate() {
+                    if i > 0 {
+                        w.write_all(b",")?;
+                    }
+                    let fake = fake.map_or_else(|| self.hash(real), str::to_owned);
+                    serde_json::to_writer(&mut w, real)?;
+                    w.write_all(b":")?;
+                    serde_json::to_writer(&mut w, &fake)?;
+                }
+                w.write_all(b"}")?;
+            }
+            w.write_all(b"}")
         };
-        let doc = json!({"Encounter": sorted(&c.encounter), "Patient": sorted(&c.patient)});
-        write_atomic(&self.dir.join(CACHED), doc.to_string().as_bytes())
+        write().map_err(|e| io(&path, e))?;
+        let file = w.into_inner().map_err(|e| io(&path, e.into_error()))?;
+        file.commit().map_err(|e| DeidError::Codebook {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(())
     }
 
     fn write_codebook(&self, salt: &str) -> Result<(), DeidError> {
@@ -236,25 +287,36 @@ impl Codebook {
     }
 }
 
-fn read_cached(path: &Path) -> Result<Mappings, DeidError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Mappings::default()),
-        Err(e) => return Err(io(path, e)),
-    };
-    let v: Value = serde_json::from_str(&text).map_err(|e| DeidError::Codebook {
-        path: path.to_path_buf(),
-        message: format!("not JSON: {e}"),
-    })?;
-    let mut m = Mappings::default();
-    for (key, slot) in [("Patient", &mut m.patient), ("Encounter", &mut m.encounter)] {
-        for (r, f) in v.get(key).and_then(Value::as_object).into_iter().flatten() {
-            if let Some(f) = f.as_str() {
-                slot.insert(r.clone(), f.to_owned());
+impl Codebook {
+    /// Reads `codebook-cached-mappings.json` into the compact form.
+    fn read_cached(&self, path: &Path) -> Result<Cached, DeidError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Cached::default()),
+            Err(e) => return Err(io(path, e)),
+        };
+        let v: Value = serde_json::from_str(&text).map_err(|e| DeidError::Codebook {
+            path: path.to_path_buf(),
+            message: format!("not JSON: {e}"),
+        })?;
+        drop(text);
+        let mut c = Cached::default();
+        for (key, ids, other) in [
+            ("Patient", &mut c.patient, &mut c.other.patient),
+            ("Encounter", &mut c.encounter, &mut c.other.encounter),
+        ] {
+            for (r, f) in v.get(key).and_then(Value::as_object).into_iter().flatten() {
+                if let Some(f) = f.as_str() {
+                    if self.hash(r) == f {
+                        ids.insert(r.as_str().into());
+                    } else {
+                        other.insert(r.clone(), f.to_owned());
+                    }
+                }
             }
         }
+        Ok(c)
     }
-    Ok(m)
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DeidError> {
@@ -340,6 +402,30 @@ mod tests {
             text.starts_with("{\"version\": 1, \"codebook_id\": \""),
             "{text}"
         );
+    }
+
+    #[test]
+    fn cached_mappings_survive_a_rewrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Codebook::open(dir.path()).unwrap();
+        let fake = a.fake_id("Encounter", "e\"1", true);
+        // A pair that is not this salt's hash (hand-edited, say) is kept as it was.
+        std::fs::write(
+            dir.path().join(CACHED),
+            format!(r#"{{"Encounter": {{"e\"1": "{fake}", "odd": "x"}}, "Patient": {{}}}}"#),
+        )
+        .unwrap();
+        let b = Codebook::open(dir.path()).unwrap();
+        b.fake_id("Patient", "p1", true);
+        b.fake_id("Encounter", "e\"1", true);
+        b.save().unwrap();
+        let cached: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(CACHED)).unwrap())
+                .unwrap();
+        assert_eq!(cached["Encounter"]["e\"1"], fake.as_str());
+        assert_eq!(cached["Encounter"]["odd"], "x");
+        assert_eq!(cached["Patient"]["p1"], b.hash("p1").as_str());
+        assert_eq!(cached["Patient"].as_object().unwrap().len(), 1);
     }
 
     #[test]

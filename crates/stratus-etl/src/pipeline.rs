@@ -418,8 +418,7 @@ fn run_task(
             &mut summary,
             &mut errors,
             |batch| {
-                // The codebook first, so written data never refers to mappings not yet saved.
-                ctx.scrubber.codebook().save()?;
+                // The cached mappings are saved when the task ends (see `Codebook::save`).
                 wrote_any = true;
                 // A closed channel means the writer failed; its error is reported below.
                 Ok(tx.send(batch).is_ok())

@@ -13,14 +13,16 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use deltalake::DeltaTable;
-use deltalake::arrow::array::{Array, RecordBatch, StringArray};
-use deltalake::arrow::compute::filter_record_batch;
+use deltalake::arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
+use deltalake::arrow::compute::{concat_batches, filter_record_batch, not};
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use deltalake::arrow::json::ReaderBuilder;
 use deltalake::datafusion::common::Column;
 use deltalake::datafusion::functions::core::expr_fn::get_field;
 use deltalake::datafusion::prelude::{Expr, SessionContext, cast, lit};
 use deltalake::operations::write::SchemaMode;
+use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
 use futures_util::TryStreamExt;
 use rayon::prelude::*;
@@ -35,6 +37,10 @@ const COMPLETION_ENCOUNTERS: &str = "etl__completion_encounters";
 /// Rows per Arrow batch: small enough that decoding and writing stream through the cache
 /// and memory, large enough for Parquet pages to compress well.
 const ARROW_ROWS: usize = 8_192;
+/// Rows turned into Arrow at a time. The wide schema has hundreds of columns, each with
+/// offsets and validity for every row even where null, so Arrow costs a few KiB per row:
+/// a whole 100,000-row batch at once was most of the ETL's memory.
+pub const WRITE_ROWS: usize = 4 * ARROW_ROWS;
 /// The most key fingerprints kept for one table (about 9 bytes each). Past this the table
 /// stops being tracked and every later batch goes through MERGE: slower, never wrong, and
 /// memory stays bounded whatever the input's size.
@@ -55,11 +61,10 @@ struct Open {
     keys: Option<HashSet<u64>>,
 }
 
-/// One batch made ready for a table: Arrow batches sharing one schema, and each row's key
-/// fingerprint, in row order.
-pub struct Prepared {
+/// What a batch's rows have in common: one schema (the wide R4 schema narrowed to what the
+/// rows have) and each row's key fingerprint, in row order.
+pub struct Plan {
     pub schema: SchemaRef,
-    pub batches: Vec<RecordBatch>,
     pub keys: Vec<u64>,
 }
 
@@ -121,9 +126,9 @@ impl DeltaSink {
             .ok_or_else(|| LakeError::Usage(format!("table {table} vanished")))
     }
 
-    /// The rows as Arrow batches of at most [`ARROW_ROWS`] rows, all with the schema of the
-    /// whole set (the wide R4 schema narrowed to what the rows have), and their keys.
-    pub fn prepare(table: &str, rows: &[Vec<u8>]) -> Result<Prepared, LakeError> {
+    /// One pass over the rows (on every core): their common schema and their keys. Holds
+    /// no row, so a batch's memory is its JSON plus one [`WRITE_ROWS`] slice of Arrow.
+    pub fn plan(table: &str, rows: &[Vec<u8>]) -> Result<Plan, LakeError> {
         let key_names = key_columns(table);
         let fixed = match table {
             COMPLETION => Some(strings(&[
@@ -143,7 +148,6 @@ impl DeltaSink {
             ])),
             _ => None,
         };
-        // Both passes run on every core, a chunk of rows at a time.
         let folded: Vec<(Vec<u64>, Presence)> = rows
             .par_chunks(ARROW_ROWS)
             .map(|chunk| {
@@ -175,11 +179,20 @@ impl DeltaSink {
         let schema = Arc::new(
             fixed.unwrap_or_else(|| schema::for_presence(resource_type_of(table), &presence)),
         );
-        drop(presence);
+        Ok(Plan { schema, keys })
+    }
+
+    /// The rows as Arrow batches of at most [`ARROW_ROWS`] rows with `schema`, decoded on
+    /// every core.
+    pub fn decode(
+        table: &str,
+        schema: &SchemaRef,
+        rows: &[Vec<u8>],
+    ) -> Result<Vec<RecordBatch>, LakeError> {
         let decoded: Vec<Option<RecordBatch>> = rows
             .par_chunks(ARROW_ROWS)
             .map(|chunk| {
-                let mut decoder = ReaderBuilder::new(Arc::clone(&schema))
+                let mut decoder = ReaderBuilder::new(Arc::clone(schema))
                     .with_batch_size(ARROW_ROWS)
                     .build_decoder()
                     .map_err(|e| err(table, e))?;
@@ -190,65 +203,58 @@ impl DeltaSink {
                 decoder.flush().map_err(|e| err(table, e))
             })
             .collect::<Result<_, LakeError>>()?;
-        let batches: Vec<RecordBatch> = decoded.into_iter().flatten().collect();
-        Ok(Prepared {
-            schema,
-            batches,
-            keys,
-        })
+        Ok(decoded.into_iter().flatten().collect())
     }
 
-    /// Appends the rows with new keys, MERGEs the others.
-    async fn upsert(&mut self, table: &str, prepared: Prepared) -> Result<(), LakeError> {
+    /// Writes `rows` a [`WRITE_ROWS`] slice at a time: rows with new keys are appended (a
+    /// commit per slice), the others collected and MERGEd at the end in one commit. A crash
+    /// between two commits leaves some rows written; the rerun finds their keys and MERGEs
+    /// them, so nothing is doubled.
+    async fn upsert(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), LakeError> {
+        let Plan { schema, keys } = Self::plan(table, rows)?;
         let open = self.open(table).await?;
-        let Prepared {
-            schema,
-            batches,
-            keys,
-        } = prepared;
-        // Split each Arrow batch into rows the table may hold and rows it cannot.
-        let mut fresh = Vec::new();
         let mut known = Vec::new();
-        let mut offset = 0;
-        for b in batches {
-            let n = b.num_rows();
-            let mask: Vec<bool> = keys[offset..offset + n]
-                .iter()
-                .map(|k| open.keys.as_ref().is_none_or(|set| set.contains(k)))
-                .collect();
-            offset += n;
-            if mask.iter().all(|m| !m) {
-                fresh.push(b);
-            } else if mask.iter().all(|m| *m) {
-                known.push(b);
-            } else {
-                let is_known = deltalake::arrow::array::BooleanArray::from(mask);
-                let not_known =
-                    deltalake::arrow::compute::not(&is_known).map_err(|e| err(table, e))?;
-                known.push(filter_record_batch(&b, &is_known).map_err(|e| err(table, e))?);
-                fresh.push(filter_record_batch(&b, &not_known).map_err(|e| err(table, e))?);
+        for (i, slice) in rows.chunks(WRITE_ROWS).enumerate() {
+            let batches = Self::decode(table, &schema, slice)?;
+            let mut fresh = Vec::new();
+            let mut offset = i * WRITE_ROWS;
+            let created = open.table.version().is_some();
+            for b in batches {
+                let n = b.num_rows();
+                // A table not yet created holds nothing.
+                let mask: Vec<bool> = keys[offset..offset + n]
+                    .iter()
+                    .map(|k| created && open.keys.as_ref().is_none_or(|set| set.contains(k)))
+                    .collect();
+                offset += n;
+                if mask.iter().all(|m| !m) {
+                    fresh.push(b);
+                } else if mask.iter().all(|m| *m) {
+                    known.push(b);
+                } else {
+                    let is_known = BooleanArray::from(mask);
+                    let not_known = not(&is_known).map_err(|e| err(table, e))?;
+                    known.push(filter_record_batch(&b, &is_known).map_err(|e| err(table, e))?);
+                    fresh.push(filter_record_batch(&b, &not_known).map_err(|e| err(table, e))?);
+                }
+            }
+            if !fresh.is_empty() {
+                open.table = append(open.table.clone(), table, fresh).await?;
             }
         }
-        if open.table.version().is_none() && !known.is_empty() {
-            // A table not yet created holds nothing: everything is fresh.
-            fresh.append(&mut known);
+        if open.table.version().is_none() {
+            // No row came: the table still exists afterwards, with its schema.
+            let empty = vec![RecordBatch::new_empty(Arc::clone(&schema))];
+            open.table = append(open.table.clone(), table, empty).await?;
         }
-        if !fresh.is_empty() || open.table.version().is_none() {
-            if fresh.is_empty() {
-                fresh.push(RecordBatch::new_empty(Arc::clone(&schema)));
-            }
-            open.table = open
-                .table
-                .clone()
-                .write(fresh)
-                .with_save_mode(SaveMode::Append)
-                .with_schema_mode(SchemaMode::Merge)
-                .await
-                .map_err(|e| err(table, e))?;
-        }
+        tracing::debug!(
+            table,
+            rows = rows.len(),
+            merged = known.iter().map(RecordBatch::num_rows).sum::<usize>(),
+            "batch written"
+        );
         if !known.is_empty() {
-            let known = deltalake::arrow::compute::concat_batches(&schema, &known)
-                .map_err(|e| err(table, e))?;
+            let known = concat_batches(&schema, &known).map_err(|e| err(table, e))?;
             open.table = merge(open.table.clone(), table, known).await?;
         }
         if let Some(set) = &mut open.keys {
@@ -260,6 +266,30 @@ impl DeltaSink {
         }
         Ok(())
     }
+}
+
+/// Appends `batches` to `t` in one commit, adding any new columns to the table's schema.
+async fn append(
+    t: DeltaTable,
+    table: &str,
+    batches: Vec<RecordBatch>,
+) -> Result<DeltaTable, LakeError> {
+    t.write(batches)
+        .with_save_mode(SaveMode::Append)
+        .with_schema_mode(SchemaMode::Merge)
+        .with_writer_properties(writer_properties())
+        .await
+        .map_err(|e| err(table, e))
+}
+
+/// Snappy as delta-rs writes by default, in row groups of [`WRITE_ROWS`]: the Parquet writer
+/// holds a whole row group's encoded pages for every one of the wide schema's hundreds of
+/// columns, which at the default million rows was most of the ETL's memory.
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(WRITE_ROWS))
+        .build()
 }
 
 /// The columns that identify a row of `table`.
@@ -449,16 +479,15 @@ impl Sink for DeltaSink {
     }
 
     fn write_batch(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), LakeError> {
-        let prepared = Self::prepare(table, rows)?;
         let rt = Arc::clone(&self.rt);
-        rt.block_on(self.upsert(table, prepared))
+        rt.block_on(self.upsert(table, rows))
     }
 
     fn touch(&mut self, table: &str) -> Result<(), LakeError> {
         let rt = Arc::clone(&self.rt);
         rt.block_on(async {
             if self.open(table).await?.table.version().is_none() {
-                self.upsert(table, Self::prepare(table, &[])?).await?;
+                self.upsert(table, &[]).await?;
             }
             Ok(())
         })
@@ -499,7 +528,22 @@ impl Sink for DeltaSink {
             return Ok(());
         }
         self.rt.block_on(async {
-            let (t, _) = open.table.optimize().await.map_err(|e| err(table, e))?;
+            // zstd as delta-rs compacts by default, but in bounded row groups and two files
+            // at a time: its defaults buffered a million-row group per core, gigabytes
+            // for the wide tables.
+            let props = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(
+                    ZstdLevel::try_new(4).map_err(|e| err(table, e))?,
+                ))
+                .set_max_row_group_row_count(Some(WRITE_ROWS))
+                .build();
+            let (t, _) = open
+                .table
+                .optimize()
+                .with_writer_properties(props)
+                .with_max_concurrent_tasks(2)
+                .await
+                .map_err(|e| err(table, e))?;
             t.vacuum().await.map_err(|e| err(table, e))?;
             Ok(())
         })

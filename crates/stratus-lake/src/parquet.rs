@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use deltalake::parquet::arrow::ArrowWriter;
 use deltalake::parquet::basic::Compression;
@@ -11,7 +12,7 @@ use deltalake::parquet::file::properties::WriterProperties;
 use stratus_fhir::writer::AtomicFile;
 
 use crate::LakeError;
-use crate::delta::DeltaSink;
+use crate::delta::{DeltaSink, WRITE_ROWS};
 use crate::sink::{NdjsonSink, Sink};
 
 pub struct ParquetSink {
@@ -42,7 +43,7 @@ impl ParquetSink {
 
 impl Sink for ParquetSink {
     fn write_batch(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), LakeError> {
-        let prepared = DeltaSink::prepare(table, rows)?;
+        let plan = DeltaSink::plan(table, rows)?;
         let n = self.next_index(table);
         let dir = self.root.join(table);
         std::fs::create_dir_all(&dir).map_err(|e| LakeError::io(&dir, e))?;
@@ -50,15 +51,19 @@ impl Sink for ParquetSink {
         let file = AtomicFile::create(&path)?;
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(WRITE_ROWS))
             .build();
         let fail = |e: &dyn std::fmt::Display| LakeError::Table {
             table: table.to_owned(),
             message: e.to_string(),
         };
-        let mut w =
-            ArrowWriter::try_new(file, prepared.schema, Some(props)).map_err(|e| fail(&e))?;
-        for b in &prepared.batches {
-            w.write(b).map_err(|e| fail(&e))?;
+        let mut w = ArrowWriter::try_new(file, Arc::clone(&plan.schema), Some(props))
+            .map_err(|e| fail(&e))?;
+        // A row group at a time, so that only one slice of the batch is ever Arrow.
+        for slice in rows.chunks(WRITE_ROWS) {
+            for b in DeltaSink::decode(table, &plan.schema, slice)? {
+                w.write(&b).map_err(|e| fail(&e))?;
+            }
         }
         let file = w.into_inner().map_err(|e| fail(&e))?;
         file.commit()?;
