@@ -37,9 +37,9 @@ const COMPLETION_ENCOUNTERS: &str = "etl__completion_encounters";
 /// Rows per Arrow batch: small enough that decoding and writing stream through the cache
 /// and memory, large enough for Parquet pages to compress well.
 const ARROW_ROWS: usize = 8_192;
-/// Rows turned into Arrow at a time. The wide schema has hundreds of columns, each with
-/// offsets and validity for every row even where null, so Arrow costs a few KiB per row:
-/// a whole 100,000-row batch at once was most of the ETL's memory.
+/// Rows per Parquet row group (and, for Parquet output, turned into Arrow at a time). The
+/// wide schema has hundreds of columns, each with offsets and validity for every row even
+/// where null, so a row group of the default million rows is a lot to buffer.
 pub const WRITE_ROWS: usize = 4 * ARROW_ROWS;
 /// The most key fingerprints kept for one table (about 9 bytes each). Past this the table
 /// stops being tracked and every later batch goes through MERGE: slower, never wrong, and
@@ -126,8 +126,8 @@ impl DeltaSink {
             .ok_or_else(|| LakeError::Usage(format!("table {table} vanished")))
     }
 
-    /// One pass over the rows (on every core): their common schema and their keys. Holds
-    /// no row, so a batch's memory is its JSON plus one [`WRITE_ROWS`] slice of Arrow.
+    /// One pass over the rows (on every core): their common schema and their keys, without
+    /// keeping any parsed row.
     pub fn plan(table: &str, rows: &[Vec<u8>]) -> Result<Plan, LakeError> {
         let key_names = key_columns(table);
         let fixed = match table {
@@ -206,41 +206,39 @@ impl DeltaSink {
         Ok(decoded.into_iter().flatten().collect())
     }
 
-    /// Writes `rows` a [`WRITE_ROWS`] slice at a time: rows with new keys are appended (a
-    /// commit per slice), the others collected and MERGEd at the end in one commit. A crash
-    /// between two commits leaves some rows written; the rerun finds their keys and MERGEs
-    /// them, so nothing is doubled.
+    /// Appends the rows with new keys in one commit and MERGEs the others in another. A
+    /// crash between the two leaves the appended rows written; the rerun finds their keys
+    /// and MERGEs them, so nothing is doubled. (Writing in slices of a commit each, to hold
+    /// less Arrow at a time, was tried: no less memory at the peak, a third slower.)
     async fn upsert(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), LakeError> {
         let Plan { schema, keys } = Self::plan(table, rows)?;
         let open = self.open(table).await?;
+        let batches = Self::decode(table, &schema, rows)?;
+        let created = open.table.version().is_some();
+        let mut fresh = Vec::new();
         let mut known = Vec::new();
-        for (i, slice) in rows.chunks(WRITE_ROWS).enumerate() {
-            let batches = Self::decode(table, &schema, slice)?;
-            let mut fresh = Vec::new();
-            let mut offset = i * WRITE_ROWS;
-            let created = open.table.version().is_some();
-            for b in batches {
-                let n = b.num_rows();
-                // A table not yet created holds nothing.
-                let mask: Vec<bool> = keys[offset..offset + n]
-                    .iter()
-                    .map(|k| created && open.keys.as_ref().is_none_or(|set| set.contains(k)))
-                    .collect();
-                offset += n;
-                if mask.iter().all(|m| !m) {
-                    fresh.push(b);
-                } else if mask.iter().all(|m| *m) {
-                    known.push(b);
-                } else {
-                    let is_known = BooleanArray::from(mask);
-                    let not_known = not(&is_known).map_err(|e| err(table, e))?;
-                    known.push(filter_record_batch(&b, &is_known).map_err(|e| err(table, e))?);
-                    fresh.push(filter_record_batch(&b, &not_known).map_err(|e| err(table, e))?);
-                }
+        let mut offset = 0;
+        for b in batches {
+            let n = b.num_rows();
+            // A table not yet created holds nothing.
+            let mask: Vec<bool> = keys[offset..offset + n]
+                .iter()
+                .map(|k| created && open.keys.as_ref().is_none_or(|set| set.contains(k)))
+                .collect();
+            offset += n;
+            if mask.iter().all(|m| !m) {
+                fresh.push(b);
+            } else if mask.iter().all(|m| *m) {
+                known.push(b);
+            } else {
+                let is_known = BooleanArray::from(mask);
+                let not_known = not(&is_known).map_err(|e| err(table, e))?;
+                known.push(filter_record_batch(&b, &is_known).map_err(|e| err(table, e))?);
+                fresh.push(filter_record_batch(&b, &not_known).map_err(|e| err(table, e))?);
             }
-            if !fresh.is_empty() {
-                open.table = append(open.table.clone(), table, fresh).await?;
-            }
+        }
+        if !fresh.is_empty() {
+            open.table = append(open.table.clone(), table, fresh).await?;
         }
         if open.table.version().is_none() {
             // No row came: the table still exists afterwards, with its schema.
