@@ -400,7 +400,7 @@ fn run_task(
     let mut errors = ErrorLog::new(ctx.opts.errors_to.as_deref(), name);
     // Batches are written on a thread of their own while the next one is read and scrubbed;
     // the channel holds none, so at most two batches are in memory.
-    let (wrote_any, sink) = std::thread::scope(|scope| -> Result<_, EtlError> {
+    let sink = std::thread::scope(|scope| -> Result<_, EtlError> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Row>>(0);
         let writer = scope.spawn(move || -> Result<&mut dyn Sink, EtlError> {
             for mut batch in rx {
@@ -408,7 +408,7 @@ fn run_task(
             }
             Ok(sink)
         });
-        let mut wrote_any = false;
+        // A closed channel means the writer failed; its error is reported below.
         let read = read_task(
             ctx,
             name,
@@ -417,21 +417,17 @@ fn run_task(
             problems,
             &mut summary,
             &mut errors,
-            |batch| {
-                // The cached mappings are saved when the task ends (see `Codebook::save`).
-                wrote_any = true;
-                // A closed channel means the writer failed; its error is reported below.
-                Ok(tx.send(batch).is_ok())
-            },
+            |batch| Ok(tx.send(batch).is_ok()),
         );
         drop(tx);
         let sink = writer
             .join()
             .map_err(|_| EtlError::Usage(format!("the writer of {name} panicked")))??;
         read?;
-        Ok((wrote_any, sink))
+        Ok(sink)
     })?;
-    if !wrote_any {
+    // Every accepted row was in some batch, so no row means no batch was written.
+    if summary.attempt == 0 {
         if encounter {
             sink.touch(COMPLETION_ENCOUNTERS)?;
         }
@@ -457,34 +453,11 @@ fn read_task(
 ) -> Result<(), EtlError> {
     let cost = if name == "encounter" { 2 } else { 1 };
     let mut batch: Vec<Row> = Vec::new();
-    type Chunk = (usize, Vec<(u64, Result<Vec<u8>, String>)>);
     std::thread::scope(|scope| -> Result<(), EtlError> {
         // Files are read and decompressed a chunk ahead on a thread of their own, so that
         // the cores scrubbing never wait for the disk or for gzip.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(2);
-        let reader = scope.spawn(move || -> Result<(), EtlError> {
-            for (f, path) in files.iter().enumerate() {
-                let mut reader = NdjsonReader::open(path, ReaderOptions::default())?;
-                loop {
-                    let mut chunk = Vec::with_capacity(CHUNK);
-                    while chunk.len() < CHUNK {
-                        match reader.next_line()? {
-                            None => break,
-                            Some(Line::Data { bytes, number }) => {
-                                chunk.push((number, Ok(bytes.to_vec())))
-                            }
-                            Some(Line::TooLong { number, .. }) => {
-                                chunk.push((number, Err("line too long".into())))
-                            }
-                        }
-                    }
-                    if chunk.is_empty() || tx.send((f, chunk)).is_err() {
-                        break;
-                    }
-                }
-            }
-            Ok(())
-        });
+        let reader = scope.spawn(move || read_chunks(files, &tx));
         let scrubbed = (|| -> Result<(), EtlError> {
             for (f, chunk) in rx.iter() {
                 let path = &files[f];
@@ -515,9 +488,8 @@ fn read_task(
                             } else {
                                 summary.bad_lines += 1;
                             }
-                            let msg = format!("{}:{n}: {why}", path.display());
                             if problems.len() < 20 {
-                                problems.push(msg.clone());
+                                problems.push(format!("{}:{n}: {why}", path.display()));
                             }
                             errors.record(&path.display().to_string(), n, &why)?;
                         }
@@ -539,6 +511,36 @@ fn read_task(
     })?;
     if !batch.is_empty() {
         emit(batch)?;
+    }
+    Ok(())
+}
+
+/// A chunk of lines of one file (its index in the task's list): line number and bytes, or
+/// why the line cannot be used.
+type Chunk = (usize, Vec<(u64, Result<Vec<u8>, String>)>);
+
+/// Reads `files` in chunks of [`CHUNK`] lines into `tx`, until done or the receiver is gone.
+fn read_chunks(files: &[PathBuf], tx: &std::sync::mpsc::SyncSender<Chunk>) -> Result<(), EtlError> {
+    for (f, path) in files.iter().enumerate() {
+        let mut reader = NdjsonReader::open(path, ReaderOptions::default())?;
+        loop {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            while chunk.len() < CHUNK {
+                match reader.next_line()? {
+                    None => break,
+                    Some(Line::Data { bytes, number }) => chunk.push((number, Ok(bytes.to_vec()))),
+                    Some(Line::TooLong { number, .. }) => {
+                        chunk.push((number, Err("line too long".into())))
+                    }
+                }
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            if tx.send((f, chunk)).is_err() {
+                return Ok(());
+            }
+        }
     }
     Ok(())
 }

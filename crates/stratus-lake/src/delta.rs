@@ -52,6 +52,8 @@ pub struct DeltaSink {
     rt: Arc<tokio::runtime::Runtime>,
     optimize: bool,
     open: HashMap<String, Open>,
+    /// The object store of an `s3://` root, for the job files beside the tables; made once.
+    store: Option<deltalake::logstore::ObjectStoreRef>,
 }
 
 /// A table this run has written to, with what it holds.
@@ -92,6 +94,7 @@ impl DeltaSink {
             rt: Arc::new(rt),
             optimize,
             open: HashMap::new(),
+            store: None,
         })
     }
 
@@ -299,6 +302,16 @@ fn key_columns(table: &str) -> &'static [&'static str] {
     }
 }
 
+/// A row's key as 64 bits, from its key columns' text (a missing one counts as empty). The
+/// same function for incoming rows and stored ones, so that they match.
+fn fingerprint<'a>(parts: impl Iterator<Item = &'a str>) -> u64 {
+    let mut h = DefaultHasher::new();
+    for p in parts {
+        p.hash(&mut h);
+    }
+    h.finish()
+}
+
 /// Fingerprints of the keys an existing table holds; `None` if more than [`MAX_TRACKED`].
 async fn stored_keys(t: &DeltaTable, table: &str) -> Result<Option<HashSet<u64>>, LakeError> {
     let names = key_columns(table);
@@ -327,11 +340,10 @@ async fn stored_keys(t: &DeltaTable, table: &str) -> Result<Option<HashSet<u64>>
             })
             .collect::<Result<_, _>>()?;
         for row in 0..b.num_rows() {
-            let mut h = DefaultHasher::new();
-            for c in &cols {
-                (if c.is_null(row) { "" } else { c.value(row) }).hash(&mut h);
-            }
-            set.insert(h.finish());
+            set.insert(fingerprint(
+                cols.iter()
+                    .map(|c| if c.is_null(row) { "" } else { c.value(row) }),
+            ));
         }
         if set.len() > MAX_TRACKED {
             return Ok(None);
@@ -406,12 +418,18 @@ impl DeltaSink {
         !self.root.contains("://")
     }
 
-    async fn store(&self) -> Result<deltalake::logstore::ObjectStoreRef, LakeError> {
+    fn store(&mut self) -> Result<deltalake::logstore::ObjectStoreRef, LakeError> {
+        if let Some(s) = &self.store {
+            return Ok(Arc::clone(s));
+        }
         let url = deltalake::ensure_table_uri(&self.root).map_err(|e| err("(root)", e))?;
-        let t = DeltaTable::try_from_url(url)
-            .await
+        let t = self
+            .rt
+            .block_on(DeltaTable::try_from_url(url))
             .map_err(|e| err("(root)", e))?;
-        Ok(t.object_store())
+        let store = t.object_store();
+        self.store = Some(Arc::clone(&store));
+        Ok(store)
     }
 }
 
@@ -420,8 +438,8 @@ impl Sink for DeltaSink {
         if self.is_local() {
             return crate::sink::local::put_file(std::path::Path::new(&self.root), rel, bytes);
         }
+        let store = self.store()?;
         self.rt.block_on(async {
-            let store = self.store().await?;
             store
                 .put_opts(
                     &deltalake::Path::from(rel),
@@ -438,8 +456,8 @@ impl Sink for DeltaSink {
         if self.is_local() {
             return crate::sink::local::get_file(std::path::Path::new(&self.root), rel);
         }
+        let store = self.store()?;
         self.rt.block_on(async {
-            let store = self.store().await?;
             match store
                 .get_opts(
                     &deltalake::Path::from(rel),
@@ -458,8 +476,8 @@ impl Sink for DeltaSink {
         if self.is_local() {
             return crate::sink::local::list(std::path::Path::new(&self.root), rel);
         }
+        let store = self.store()?;
         self.rt.block_on(async {
-            let store = self.store().await?;
             let prefix = deltalake::Path::from(rel);
             let listed = store
                 .list_with_delimiter(Some(&prefix))

@@ -35,24 +35,21 @@ pub struct Presence {
 }
 
 impl Presence {
-    /// Folds one JSON row in; a row that is not a JSON object adds nothing.
-    pub fn add_json(&mut self, row: &[u8]) {
-        if let Ok(v) = sonic_rs::from_slice::<sonic_rs::Value>(row) {
-            self.add_object(&v);
-        }
-    }
-
-    /// Folds one parsed row in.
-    pub fn add_value(&mut self, row: &sonic_rs::Value) {
-        self.add_object(row);
-    }
-
-    fn add_object(&mut self, v: &sonic_rs::Value) {
+    /// Folds one parsed row in (or, recursively, one object in the row); anything that is
+    /// not an object adds nothing.
+    pub fn add_value(&mut self, v: &sonic_rs::Value) {
         let Some(obj) = v.as_object() else {
             return;
         };
         for (k, val) in obj.iter() {
-            let node = self.kids.entry(k.to_owned()).or_default();
+            // Look up before inserting: the key is nearly always there already, and
+            // `entry` would allocate its name for every key of every row.
+            if !self.kids.contains_key(k) {
+                self.kids.insert(k.to_owned(), Presence::default());
+            }
+            let Some(node) = self.kids.get_mut(k) else {
+                continue;
+            };
             match val.as_array() {
                 Some(items) => {
                     for item in items.iter() {
@@ -70,14 +67,14 @@ impl Presence {
             return;
         }
         self.non_null = true;
-        self.add_object(item);
+        self.add_value(item);
         if key == "contained"
             && let Some(t) = item.get("resourceType").and_then(|t| t.as_str())
         {
             self.by_type
                 .entry(t.to_owned())
                 .or_default()
-                .add_object(item);
+                .add_value(item);
         }
     }
 
@@ -103,15 +100,6 @@ pub fn for_presence(resource_type: &str, present: &Presence) -> Schema {
     let mut fields = vec![Field::new("resourceType", DataType::Utf8, true)];
     fields.extend(children(resource_type, Some(present), 0, false));
     Schema::new(fields)
-}
-
-/// The schema of a batch of `resource_type` rows (JSON, one per item).
-pub fn for_rows<R: AsRef<[u8]>>(resource_type: &str, rows: &[R]) -> Schema {
-    let mut p = Presence::default();
-    for r in rows {
-        p.add_json(r.as_ref());
-    }
-    for_presence(resource_type, &p)
 }
 
 /// The children of `owner` (a resource, datatype or backbone path), given what the
@@ -226,7 +214,11 @@ mod tests {
             }))
             .unwrap(),
         ];
-        let s = for_rows("Condition", &rows);
+        let mut p = Presence::default();
+        for r in &rows {
+            p.add_value(&sonic_rs::from_slice(r).unwrap());
+        }
+        let s = for_presence("Condition", &p);
         let names: Vec<&str> = s.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names[0], "resourceType");
         // Every top-level element, present or not.
