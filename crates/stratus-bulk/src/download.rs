@@ -326,7 +326,7 @@ mod line_check {
         let v: sonic_rs::Value = sonic_rs::from_slice(bytes).map_err(|e| {
             format!(
                 "invalid JSON: {}",
-                e.to_string().lines().next().unwrap_or_default()
+                stratus_fhir::resource::first_line(&e.to_string())
             )
         })?;
         let Some(t) = v.get("resourceType").and_then(|t| t.as_str()) else {

@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 use stratus_deid::{Codebook, ScrubReport, Scrubber};
 use stratus_fhir::reader::{Line, NdjsonReader, ReaderOptions};
+use stratus_fhir::resource::first_line;
 use stratus_fhir::sonic_rs::{self, JsonValueTrait};
 use stratus_fhir::writer::AtomicFile;
 
@@ -548,8 +549,8 @@ fn read_chunks(files: &[PathBuf], tx: &std::sync::mpsc::SyncSender<Chunk>) -> Re
 /// Parses and scrubs one line. `Err((true, why))`: the scrubber rejected it;
 /// `Err((false, why))`: not a usable resource at all.
 fn scrub_line(ctx: &TaskCtx, rtype: &str, bytes: &[u8]) -> Scrubbed {
-    let mut v: sonic_rs::Value =
-        sonic_rs::from_slice(bytes).map_err(|e| (false, format!("not JSON: {e}")))?;
+    let mut v: sonic_rs::Value = sonic_rs::from_slice(bytes)
+        .map_err(|e| (false, format!("not JSON: {}", first_line(&e.to_string()))))?;
     match v.get("resourceType").and_then(|t| t.as_str()) {
         Some(t) if t == rtype => {}
         Some(t) => return Err((false, format!("a {t} in a {rtype} file"))),

@@ -88,8 +88,9 @@ impl Resource {
     }
 }
 
-/// Parser messages can span lines; reports are one line per problem.
-fn first_line(msg: &str) -> String {
+/// Parser messages can span lines (sonic-rs adds the text around the error); reports are
+/// one line per problem.
+pub fn first_line(msg: &str) -> String {
     msg.lines().next().unwrap_or(msg).to_owned()
 }
 
