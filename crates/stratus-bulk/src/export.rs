@@ -124,6 +124,8 @@ pub struct Summary {
     pub transaction_time: String,
     pub files: u64,
     pub resources: u64,
+    /// Resources in the output files, by resource type.
+    pub resources_by_type: BTreeMap<String, u64>,
     pub bytes: u64,
     pub bad_lines: u64,
     pub problems: Vec<String>,
@@ -433,6 +435,11 @@ pub async fn run(
                 summary.attachments += attachments;
                 summary.files += 1;
                 summary.resources += resources;
+                if item.kind == Kind::Output
+                    && let Some(t) = &item.resource_type
+                {
+                    *summary.resources_by_type.entry(t.clone()).or_default() += resources;
+                }
                 summary.bytes += bytes;
                 summary.bad_lines += bad;
                 summary.problems.extend(problems.iter().cloned());
@@ -698,15 +705,7 @@ async fn poll(
             "status_page_complete",
             json!({"transactionTime": tt, "outputFileCount": count("output"), "deletedFileCount": count("deleted"), "errorFileCount": count("error")}),
         );
-        let next = manifest
-            .get("link")
-            .and_then(Value::as_array)
-            .and_then(|l| {
-                l.iter()
-                    .find(|x| x.get("relation").and_then(Value::as_str) == Some("next"))
-            })
-            .and_then(|x| x.get("url").and_then(Value::as_str))
-            .map(|u| client.resolve(u));
+        let next = stratus_http::client::next_link(&manifest).map(|u| client.resolve(u));
         pages.push(manifest);
         match next {
             Some(n) => url = n,

@@ -44,8 +44,6 @@ struct Open {
     data: Option<NdjsonWriter>,
     errors: Option<NdjsonWriter>,
     keys: Vec<String>,
-    resources: u64,
-    error_count: u64,
     bytes: u64,
     newest: Option<Newest>,
     opened: Instant,
@@ -185,11 +183,6 @@ impl ChunkStore {
         self.done.contains(key)
     }
 
-    /// Keys committed so far (this run and earlier ones).
-    pub fn done_count(&self) -> usize {
-        self.done.len() + self.open.as_ref().map_or(0, |o| o.keys.len())
-    }
-
     /// When the crawl of this type first started (kept across reruns).
     pub fn started_ms(&self) -> i64 {
         self.started_ms
@@ -218,8 +211,6 @@ impl ChunkStore {
                 data: None,
                 errors: None,
                 keys: Vec::new(),
-                resources: 0,
-                error_count: 0,
                 bytes: 0,
                 newest: None,
                 opened: Instant::now(),
@@ -243,7 +234,6 @@ impl ChunkStore {
                     open.bytes += l.len() as u64;
                 }
             }
-            open.resources += lines.len() as u64;
         }
         if !errors.is_empty() {
             if open.errors.is_none() {
@@ -257,7 +247,6 @@ impl ChunkStore {
                     w.write_line(l)?;
                 }
             }
-            open.error_count += errors.len() as u64;
         }
         if let Some(n) = newest
             && open.newest.as_ref().is_none_or(|o| n.ms > o.ms)
@@ -293,6 +282,9 @@ impl ChunkStore {
         };
         let has_data = open.data.is_some();
         let has_errors = open.errors.is_some();
+        // The writers count their lines; a chunk without a writer had none.
+        let resources = open.data.as_ref().map_or(0, NdjsonWriter::lines);
+        let error_count = open.errors.as_ref().map_or(0, NdjsonWriter::lines);
         if let Some(w) = open.data {
             w.finish()?;
         }
@@ -307,16 +299,16 @@ impl ChunkStore {
             "chunk": open.number,
             "data": has_data,
             "errors": has_errors,
-            "resources": open.resources,
-            "errorCount": open.error_count,
+            "resources": resources,
+            "errorCount": error_count,
             "newest": newest,
             "keys": open.keys,
         });
         self.append_journal(&line)?;
         self.chunks.push((open.number, has_data, has_errors));
         self.done.extend(open.keys);
-        self.resources += open.resources;
-        self.errors += open.error_count;
+        self.resources += resources;
+        self.errors += error_count;
         if let Some(n) = open.newest
             && self.newest.as_ref().is_none_or(|o| n.ms > o.ms)
         {
@@ -376,6 +368,16 @@ pub fn concat(parts: &[PathBuf], dest: &Path) -> Result<(), FetchError> {
     }
     out.commit()?;
     Ok(())
+}
+
+/// Appends `parts` to `dest` (which may not exist yet), atomically.
+pub fn append(dest: &Path, parts: &[PathBuf]) -> Result<(), FetchError> {
+    let mut all = Vec::with_capacity(parts.len() + 1);
+    if dest.exists() {
+        all.push(dest.to_path_buf());
+    }
+    all.extend_from_slice(parts);
+    concat(&all, dest)
 }
 
 fn chunk_name(n: u32, errors: bool, c: Compression) -> String {

@@ -5,15 +5,6 @@ use std::path::Path;
 
 use crate::FetchError;
 
-/// How patients are looked up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
-    /// `Patient?identifier={system}|{value}`.
-    Identifier(String),
-    /// `Patient?_id={value}`.
-    Id,
-}
-
 /// Values from a comma-separated list; blanks dropped, duplicates removed, order kept.
 pub fn from_list(list: &str) -> Vec<String> {
     dedup(list.split(',').map(str::trim).map(str::to_owned))

@@ -70,7 +70,6 @@ pub struct CrawlOptions {
 /// Live counters for a progress display.
 #[derive(Debug, Default)]
 pub struct CrawlProgress {
-    pub phase: Mutex<String>,
     pub units_total: AtomicU64,
     pub units_done: AtomicU64,
     /// Types per patient in the current phase (units per patient).
@@ -83,8 +82,6 @@ pub struct CrawlProgress {
 #[derive(Debug, Clone)]
 pub struct TypeOutcome {
     pub resource_type: String,
-    /// The assembled file, if any resource arrived.
-    pub file: Option<PathBuf>,
     pub resources: u64,
     pub errors: u64,
     /// The value for `.metadata` `done`.
@@ -241,10 +238,9 @@ pub async fn crawl(
     let mut out = Vec::new();
     for (j, s) in jobs.iter().zip(stores.iter_mut()) {
         let dest = workdir.join(format!("{}{}", j.resource_type, opts.compression.suffix()));
-        let wrote = tokio::task::block_in_place(|| s.assemble(&dest))?;
+        tokio::task::block_in_place(|| s.assemble(&dest))?;
         out.push(TypeOutcome {
             resource_type: j.resource_type.clone(),
-            file: wrote.then_some(dest),
             resources: s.resources(),
             errors: s.error_count(),
             done: Newest::done_value(s.newest(), s.started_ms()),

@@ -14,10 +14,9 @@ use stratus_fhir::writer::Compression;
 use stratus_http::Client;
 
 use crate::FetchError;
-use crate::chunks::{CommitPolicy, concat};
+use crate::chunks::{CommitPolicy, append};
 use crate::crawl::{self, CrawlOptions, CrawlProgress, Keys, LookupReport, TypeJob, TypeOutcome};
 use crate::deleted;
-use crate::files;
 use crate::hydrate::{self, HydrateOptions, TaskReport};
 use crate::metadata::{self, Managed, Output};
 use crate::server::ServerInfo;
@@ -387,6 +386,43 @@ pub fn build_filters(
     Ok(out)
 }
 
+/// What every crawl of one export shares.
+struct Crawl<'a> {
+    client: &'a Arc<Client>,
+    work: &'a Workdir,
+    copts: &'a CrawlOptions,
+    progress: &'a Arc<ExportProgress>,
+    stop: &'a Arc<AtomicBool>,
+}
+
+impl Crawl<'_> {
+    /// Crawls `jobs` for `keys` and records each type's outcome and `done` time.
+    async fn jobs(
+        &self,
+        jobs: &[TypeJob],
+        keys: &Keys,
+        meta: &mut Output,
+        report: &mut ExportReport,
+    ) -> Result<(), FetchError> {
+        let outs = crawl::crawl(
+            Arc::clone(self.client),
+            &self.work.path,
+            jobs,
+            keys,
+            self.copts,
+            Arc::clone(&self.progress.crawl),
+            Arc::clone(self.stop),
+            &mut report.lookups,
+        )
+        .await?;
+        for o in &outs {
+            meta.done.insert(o.resource_type.clone(), o.done.clone());
+        }
+        report.outcomes.extend(outs);
+        Ok(())
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn crawl_phase(
     client: &Arc<Client>,
@@ -429,21 +465,15 @@ async fn crawl_phase(
             system: opts.id_system.clone(),
         };
         let job = job_for("Patient");
-        let outs = crawl::crawl(
-            Arc::clone(client),
-            &work.path,
-            std::slice::from_ref(&job),
-            &keys,
-            &copts,
-            Arc::clone(&progress.crawl),
-            Arc::clone(stop),
-            &mut report.lookups,
-        )
-        .await?;
-        for o in &outs {
-            meta.done.insert(o.resource_type.clone(), o.done.clone());
-        }
-        report.outcomes.extend(outs);
+        let run = Crawl {
+            client,
+            work,
+            copts: &copts,
+            progress,
+            stop,
+        };
+        run.jobs(std::slice::from_ref(&job), &keys, meta, report)
+            .await?;
         patients_fetched_now = true;
         touch(work, meta)?;
     } else if patient_wanted && !patient_done {
@@ -529,21 +559,14 @@ async fn crawl_phase(
             ids.len()
         ));
         let keys = Keys::Patients { ids, full_history };
-        let outs = crawl::crawl(
-            Arc::clone(client),
-            &work.path,
-            &jobs,
-            &keys,
-            &copts,
-            Arc::clone(&progress.crawl),
-            Arc::clone(stop),
-            &mut report.lookups,
-        )
-        .await?;
-        for o in &outs {
-            meta.done.insert(o.resource_type.clone(), o.done.clone());
-        }
-        report.outcomes.extend(outs);
+        let run = Crawl {
+            client,
+            work,
+            copts: &copts,
+            progress,
+            stop,
+        };
+        run.jobs(&jobs, &keys, meta, report).await?;
     }
     touch(work, meta)?;
 
@@ -557,12 +580,7 @@ async fn crawl_phase(
         let dir = work.path.join("error");
         std::fs::create_dir_all(&dir).map_err(|e| FetchError::io(&dir, e))?;
         let dest = dir.join(format!("OperationOutcome{}", opts.compression.suffix()));
-        let mut parts = Vec::new();
-        if dest.exists() {
-            parts.push(dest.clone());
-        }
-        parts.extend(chunks);
-        concat(&parts, &dest)?;
+        append(&dest, &chunks)?;
         report.errors_file = Some(dest);
     }
     let state = crawl::state_dir(&work.path);
@@ -653,11 +671,7 @@ async fn bulk_phase(
     for t in &todo {
         report.outcomes.push(TypeOutcome {
             resource_type: (*t).to_owned(),
-            file: None,
-            resources: files::of_type(&work.path, t)?
-                .iter()
-                .map(|p| count_lines(p))
-                .sum(),
+            resources: s.resources_by_type.get(*t).copied().unwrap_or(0),
             errors: 0,
             done: s.transaction_time.clone(),
         });
@@ -693,16 +707,6 @@ async fn bulk_export(
         ..stratus_bulk::Options::default()
     };
     Ok(stratus_bulk::run(client, &spec, &bopts, Arc::clone(&progress.bulk)).await?)
-}
-
-fn count_lines(p: &Path) -> u64 {
-    let mut n = 0;
-    if let Ok(mut r) = stratus_fhir::NdjsonReader::open(p, stratus_fhir::ReaderOptions::default()) {
-        while let Ok(Some(_)) = r.next_line() {
-            n += 1;
-        }
-    }
-    n
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use stratus_fhir::writer::{Compression, NdjsonWriter};
 use stratus_http::Client;
 
 use crate::FetchError;
-use crate::chunks::concat;
+use crate::chunks::append;
 use crate::files;
 
 /// A task that downloads the targets of reference fields.
@@ -628,15 +628,7 @@ async fn search_roles(
                     found.push(r.clone());
                 }
             }
-            next = b
-                .get("link")
-                .and_then(Value::as_array)
-                .and_then(|l| {
-                    l.iter()
-                        .find(|x| x.get("relation").and_then(Value::as_str) == Some("next"))
-                })
-                .and_then(|x| x.get("url").and_then(Value::as_str))
-                .map(|u| client.resolve(u));
+            next = stratus_http::client::next_link(&b).map(|u| client.resolve(u));
         }
         Ok::<_, FetchError>(found)
     }))
@@ -741,12 +733,7 @@ impl Appender {
     fn finish(self) -> Result<(), FetchError> {
         let Some(w) = self.writer else { return Ok(()) };
         w.finish()?;
-        let mut parts = Vec::new();
-        if self.dest.exists() {
-            parts.push(self.dest.clone());
-        }
-        parts.push(self.side.clone());
-        concat(&parts, &self.dest)?;
+        append(&self.dest, std::slice::from_ref(&self.side))?;
         let _ = std::fs::remove_file(&self.side);
         Ok(())
     }

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
 use stratus_fhir::date::DateRange;
 
 use crate::FetchError;
@@ -104,20 +103,6 @@ pub struct Newest {
 }
 
 impl Newest {
-    /// Offers the time field of `resource`; future times are ignored.
-    pub fn offer(slot: &mut Option<Newest>, resource: &Value, field: &str, now: i64) {
-        let mut v = resource;
-        for part in field.split('.') {
-            match v.get(part) {
-                Some(x) => v = x,
-                None => return,
-            }
-        }
-        if let Some(text) = v.as_str() {
-            Newest::offer_text(slot, text, now);
-        }
-    }
-
     /// Offers one time value; future times and values that are not dates are ignored.
     pub fn offer_text(slot: &mut Option<Newest>, text: &str, now: i64) {
         let Some(ms) = instant_ms(text) else { return };
@@ -198,9 +183,7 @@ mod tests {
     #[test]
     fn done_is_capped_by_the_start() {
         let mut slot = None;
-        let r: Value =
-            serde_json::json!({"meta": {"lastUpdated": "2025-06-24T09:27:51.986-05:00"}});
-        Newest::offer(&mut slot, &r, "meta.lastUpdated", i64::MAX);
+        Newest::offer_text(&mut slot, "2025-06-24T09:27:51.986-05:00", i64::MAX);
         let started = instant_ms("2030-01-01T00:00:00Z").unwrap();
         assert_eq!(
             Newest::done_value(slot.as_ref(), started),

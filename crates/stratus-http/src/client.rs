@@ -89,6 +89,17 @@ pub async fn error_text(resp: Response) -> String {
     outcome_message(&body).unwrap_or_else(|| body.chars().take(500).collect())
 }
 
+/// The `next` link of a Bundle or a paged export manifest, as written (see
+/// [`Client::resolve`] for a relative one).
+pub fn next_link(page: &Value) -> Option<&str> {
+    page.get("link")?
+        .as_array()?
+        .iter()
+        .find(|x| x.get("relation").and_then(Value::as_str) == Some("next"))?
+        .get("url")?
+        .as_str()
+}
+
 /// The diagnostics of an OperationOutcome or the description of an OAuth error.
 pub fn outcome_message(body: &str) -> Option<String> {
     let v: Value = serde_json::from_str(body).ok()?;
