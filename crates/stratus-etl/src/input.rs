@@ -43,12 +43,13 @@ impl Input {
             .and_then(|t| serde_json::from_str::<Value>(&t).ok())
             .is_some_and(|v| v.get("kind").and_then(Value::as_str) == Some("managed"));
         let mut input = Input::default();
-        let found = scan::scan(root, ReaderOptions::default())?;
+        let found = if managed {
+            scan::scan_top(root, ReaderOptions::default())?
+        } else {
+            scan::scan(root, ReaderOptions::default())?
+        };
         let deleted_dir = root.join("deleted");
         for f in found {
-            if managed && f.path.parent() != Some(root) {
-                continue;
-            }
             let Some(t) = f.resource_type else { continue };
             if t == "Bundle" && f.path.starts_with(&deleted_dir) {
                 read_deleted(&f.path, &mut input.deleted)?;

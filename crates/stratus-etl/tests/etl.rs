@@ -266,3 +266,44 @@ fn an_interrupted_ndjson_run_continues_without_duplicates() {
     }
     assert_eq!(std::fs::read_dir(out.join("JobConfig")).unwrap().count(), 1);
 }
+
+#[test]
+#[cfg(unix)]
+fn a_managed_folder_is_read_through_its_top_level_links() {
+    let tmp = tempfile::tempdir().unwrap();
+    let managed = tmp.path().join("managed");
+    // Two work folders; the top-level links point at the newer one's Condition and the
+    // older one's Patient. Work folders sort before the links: they must not hide them.
+    for (work, t) in [
+        ("001.old", "Condition"),
+        ("001.old", "Patient"),
+        ("002.new", "Condition"),
+    ] {
+        std::fs::create_dir_all(managed.join(work)).unwrap();
+        std::fs::copy(
+            synthea().join(format!("{t}.ndjson.gz")),
+            managed.join(work).join(format!("{t}.ndjson.gz")),
+        )
+        .unwrap();
+    }
+    std::fs::write(managed.join(".metadata"), r#"{"kind": "managed"}"#).unwrap();
+    std::os::unix::fs::symlink(
+        "002.new/Condition.ndjson.gz",
+        managed.join("Condition.002.ndjson.gz"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        "001.old/Patient.ndjson.gz",
+        managed.join("Patient.001.ndjson.gz"),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let phi = phi_with_salt(tmp.path());
+    let mut opts = options(&managed, &out, &phi);
+    opts.tasks = vec!["condition".into(), "patient".into()];
+    let report = run(&opts, &mut NdjsonSink::new(&out), &EtlProgress::default()).unwrap();
+    assert_eq!(report.bad_input(), 0);
+    // Each resource once: the links only, not the work folders as well.
+    assert_eq!(table(&out, "condition").len(), 639);
+    assert_eq!(table(&out, "patient").len(), 100);
+}

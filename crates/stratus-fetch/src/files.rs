@@ -6,37 +6,21 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use stratus_fhir::names;
 use stratus_fhir::reader::{Line, NdjsonReader, ReaderOptions};
-use stratus_fhir::scan::detect_type;
+use stratus_fhir::scan::scan_top;
 
 use crate::FetchError;
 
 /// NDJSON files directly in `dir` (symlinks followed), by type, names sorted.
 pub fn by_type(dir: &Path) -> Result<BTreeMap<String, Vec<PathBuf>>, FetchError> {
     let mut out: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(FetchError::io(dir, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| FetchError::io(dir, e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !names::is_ndjson_name(&name) {
-            continue;
-        }
-        let path = entry.path();
-        // metadata() follows symlinks: a dangling link is skipped.
-        if !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
-            continue;
-        }
-        if let (Some(t), _) = detect_type(&path, ReaderOptions::default()) {
-            out.entry(t).or_default().push(path);
-        }
+    if !dir.exists() {
+        return Ok(out);
     }
-    for v in out.values_mut() {
-        v.sort();
+    for f in scan_top(dir, ReaderOptions::default())? {
+        if let Some(t) = f.resource_type {
+            out.entry(t).or_default().push(f.path);
+        }
     }
     Ok(out)
 }

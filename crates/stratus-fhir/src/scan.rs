@@ -45,6 +45,33 @@ pub fn scan(root: &Path, options: ReaderOptions) -> Result<Vec<NdjsonFile>, Fhir
     paths.sort();
     let mut seen_files = HashSet::new();
     paths.retain(|p| seen_files.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
+    typed(paths, options)
+}
+
+/// Lists the NDJSON files directly in `dir` (symlinks followed, names starting with a dot
+/// skipped), sorted by path. A managed export folder is read this way: its top level holds
+/// links to the current files, and its work folders older ones that must not be read too
+/// (with [`scan`], a work folder's file would also hide the link to it, being first).
+pub fn scan_top(dir: &Path, options: ReaderOptions) -> Result<Vec<NdjsonFile>, FhirError> {
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| FhirError::io(dir, e))? {
+        let entry = entry.map_err(|e| FhirError::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        // metadata() follows symlinks: a dangling link is skipped.
+        if !name.starts_with('.')
+            && names::is_ndjson_name(&name)
+            && std::fs::metadata(&path).is_ok_and(|m| m.is_file())
+        {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    typed(paths, options)
+}
+
+/// The files with their types and sizes.
+fn typed(paths: Vec<PathBuf>, options: ReaderOptions) -> Result<Vec<NdjsonFile>, FhirError> {
     paths
         .into_iter()
         .map(|path| {
