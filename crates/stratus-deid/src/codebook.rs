@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -64,7 +64,7 @@ pub struct Codebook {
     mac: Hmac<Sha256>,
     /// Fake ids left by old versions (random UUIDs), which win over the hash.
     legacy: Mappings,
-    cached: Mutex<Cached>,
+    cached: RwLock<Cached>,
     dirty: AtomicBool,
     /// Other keys of codebook.json, written back as they were.
     extra: Map<String, Value>,
@@ -151,12 +151,12 @@ impl Codebook {
             mac: Hmac::<Sha256>::new_from_slice(&key)
                 .map_err(|_| bad("id_salt cannot key HMAC".into()))?,
             legacy,
-            cached: Mutex::new(Cached::default()),
+            cached: RwLock::new(Cached::default()),
             dirty: AtomicBool::new(false),
             extra: doc,
         };
         let cached = book.read_cached(&dir.join(CACHED))?;
-        *book.cached.lock().unwrap_or_else(|p| p.into_inner()) = cached;
+        *book.cached.write().unwrap_or_else(|p| p.into_inner()) = cached;
         if changed {
             book.write_codebook(&salt)?;
         }
@@ -181,16 +181,28 @@ impl Codebook {
         }
         let fake = self.hash(id);
         if cache && matches!(resource_type, "Patient" | "Encounter") {
-            let mut c = self.cached.lock().unwrap_or_else(|p| p.into_inner());
-            let c = &mut *c;
-            let (ids, other) = if resource_type == "Patient" {
-                (&mut c.patient, &c.other.patient)
-            } else {
-                (&mut c.encounter, &c.other.encounter)
+            let patient = resource_type == "Patient";
+            // Nearly every call finds the id cached already (each resource refers to its
+            // patient and encounter): a shared read lock is enough for those.
+            let known = |c: &Cached| {
+                let (ids, other) = if patient {
+                    (&c.patient, &c.other.patient)
+                } else {
+                    (&c.encounter, &c.other.encounter)
+                };
+                ids.contains(id) || other.contains_key(id)
             };
-            if !ids.contains(id) && !other.contains_key(id) {
-                ids.insert(id.into());
-                self.dirty.store(true, Ordering::Relaxed);
+            if !known(&self.cached.read().unwrap_or_else(|p| p.into_inner())) {
+                let mut c = self.cached.write().unwrap_or_else(|p| p.into_inner());
+                if !known(&c) {
+                    if patient {
+                        &mut c.patient
+                    } else {
+                        &mut c.encounter
+                    }
+                    .insert(id.into());
+                    self.dirty.store(true, Ordering::Relaxed);
+                }
             }
         }
         fake
@@ -211,7 +223,7 @@ impl Codebook {
         if !self.dirty.swap(false, Ordering::Relaxed) {
             return Ok(());
         }
-        let c = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        let c = self.cached.read().unwrap_or_else(|p| p.into_inner());
         let path = self.dir.join(CACHED);
         let file = AtomicFile::create(&path).map_err(|e| DeidError::Codebook {
             path: path.clone(),
@@ -353,7 +365,7 @@ fn uuid4() -> String {
     )
 }
 
-pub fn hex(b: &[u8]) -> String {
+fn hex(b: &[u8]) -> String {
     const D: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);
     for x in b {

@@ -77,10 +77,6 @@ impl RuleSet {
             .unwrap_or_else(|| unreachable_fields())
     }
 
-    pub fn has_type(&self, name: &str) -> bool {
-        self.types.contains_key(name)
-    }
-
     pub fn parse(rules: &str, extensions: &str) -> Result<RuleSet, DeidError> {
         let mut raw: Raw = HashMap::new();
         for (n, line) in rules.lines().enumerate() {

@@ -63,10 +63,6 @@ impl<'a> Scrubber<'a> {
         }
     }
 
-    pub fn codebook(&self) -> &Codebook {
-        self.book
-    }
-
     pub fn report(&self) -> ScrubReport {
         self.report
             .lock()
@@ -99,15 +95,19 @@ impl<'a> Scrubber<'a> {
         type_name: &str,
         ctx: &Ctx,
     ) -> Result<(), Rejected> {
-        let system = obj
+        // This runs for every object of every resource: copy the code out (the retain below
+        // borrows the object) only where the Epic rule will read it.
+        let epic = obj
             .get(&"system")
             .and_then(|s| s.as_str())
-            .map(str::to_owned);
-        let epic = system.as_deref().is_some_and(|s| s.starts_with(EPIC_OID));
-        let code = obj
-            .get(&"code")
-            .and_then(|c| c.as_str())
-            .map(|c| c.trim().to_owned());
+            .is_some_and(|s| s.starts_with(EPIC_OID));
+        let code = if epic {
+            obj.get(&"code")
+                .and_then(|c| c.as_str())
+                .map(|c| c.trim().to_owned())
+        } else {
+            None
+        };
         let ref_type = if type_name == "Reference" {
             obj.get(&"type").and_then(|t| t.as_str()).map(str::to_owned)
         } else {
@@ -403,21 +403,18 @@ impl<'a> Scrubber<'a> {
         let modifier = key == "modifierExtension";
         let in_ext = ctx.in_extension;
         self.structs(key, value, ctx, |o| {
-            let url = o
-                .get(&"url")
-                .and_then(|u| u.as_str())
-                .unwrap_or_default()
-                .to_owned();
+            // Copied only when reported: most extensions are allowed and need no copy.
+            let url = o.get(&"url").and_then(|u| u.as_str()).unwrap_or_default();
             if modifier {
-                if !self.rules.modifiers_allowed.contains(&url) {
+                if !self.rules.modifiers_allowed.contains(url) {
                     let mut r = self.report.lock().unwrap_or_else(|p| p.into_inner());
-                    *r.modifier_skips.entry(url.clone()).or_default() += 1;
+                    *r.modifier_skips.entry(url.to_owned()).or_default() += 1;
                     return Err(Rejected(format!("unrecognized modifier extension {url}")));
                 }
-            } else if !in_ext && !self.rules.extensions_allowed.contains(&url) {
-                if !self.rules.extensions_ignored.contains(&url) {
+            } else if !in_ext && !self.rules.extensions_allowed.contains(url) {
+                if !self.rules.extensions_ignored.contains(url) {
                     let mut r = self.report.lock().unwrap_or_else(|p| p.into_inner());
-                    *r.dropped_extensions.entry(url).or_default() += 1;
+                    *r.dropped_extensions.entry(url.to_owned()).or_default() += 1;
                 }
                 return Ok(false);
             }

@@ -103,7 +103,7 @@ fn read_deleted(path: &Path, out: &mut HashMap<String, Vec<String>>) -> Result<(
 /// Group, time and URL from `log.ndjson` (or the one `log.*.ndjson`) at the input's top:
 /// the last kickoff's export id, its `exportUrl`, and that export's `status_complete`.
 /// Anything missing makes the whole log count as absent, as in cumulus-etl.
-pub fn read_log(root: &Path) -> ExportInfo {
+fn read_log(root: &Path) -> ExportInfo {
     let mut path = root.join("log.ndjson");
     if !path.exists() {
         let candidates: Vec<PathBuf> = std::fs::read_dir(root)
@@ -168,7 +168,7 @@ pub fn read_log(root: &Path) -> ExportInfo {
 
 /// The group of an export URL: what follows `/Group/` once `/$export` and `/Patient` are
 /// stripped; `""` for system and patient-level exports.
-pub fn group_of(url: &str) -> String {
+fn group_of(url: &str) -> String {
     let path = url.split(['?', '#']).next().unwrap_or(url);
     let path = match path.find("://") {
         Some(i) => path[i + 3..].find('/').map_or("", |j| &path[i + 3 + j..]),
