@@ -186,12 +186,7 @@ pub fn run(
     // finished tasks skipped, and what the interrupted task wrote rolled back.
     let previous = sink
         .get_file(RUN_FILE)?
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .filter(|v| {
-            v.get("complete") == Some(&json!(false))
-                && v.get("input").and_then(|i| i.as_str())
-                    == Some(&opts.input.display().to_string())
-        });
+        .and_then(|b| unfinished_run(&b, &opts.input));
     let stamp = stratus_fhir::date::format_instant(stratus_fhir::date::now_ms());
     let (etl_time, job_name, done_tasks) = match &previous {
         Some(v) => {
@@ -368,6 +363,18 @@ pub fn run(
     stratus_lake::sink::local::put_file(&opts.phi, "context.json", &json4(&context)?)?;
     report.scrub = scrubber.report();
     Ok(report)
+}
+
+/// The run file's state if it records an unfinished run of `input`: the only case in which
+/// a run continues in a non-empty output (and the CLI lets ndjson and Parquet output into
+/// one).
+pub fn unfinished_run(run_file: &[u8], input: &Path) -> Option<serde_json::Value> {
+    serde_json::from_slice::<serde_json::Value>(run_file)
+        .ok()
+        .filter(|v| {
+            v.get("complete") == Some(&json!(false))
+                && v.get("input").and_then(|i| i.as_str()) == Some(&input.display().to_string())
+        })
 }
 
 struct TaskCtx<'a> {

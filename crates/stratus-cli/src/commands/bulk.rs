@@ -184,6 +184,48 @@ pub struct AuthArgs {
     pub basic_passwd: Option<String>,
 }
 
+/// `--header "Name: value"` options as pairs.
+pub(crate) fn parse_headers(values: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    values
+        .iter()
+        .map(|h| match h.split_once(':') {
+            Some((k, v)) => Ok((k.trim().to_owned(), v.trim().to_owned())),
+            None => bail!("--header '{h}' is not \"Name: value\""),
+        })
+        .collect()
+}
+
+/// A scratch folder under the system temp folder named by a hash (FNV-1a) of `key`: the
+/// same command gets the same folder, so rerunning it resumes.
+pub(crate) fn temp_dir_for(prefix: &str, key: impl Iterator<Item = u8>) -> PathBuf {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    std::env::temp_dir().join(format!("{prefix}-{h:016x}"))
+}
+
+/// Attachment inlining as the `--inline-*` / `--mimetypes` / `--pdf-to-text` options say:
+/// the default types unless some are given, and PDFs whenever they are to become text.
+pub(crate) fn inline_options(
+    types: &[String],
+    pdf_to_text: bool,
+    max_size: usize,
+) -> stratus_bulk::attachments::InlineOptions {
+    let mut o = stratus_bulk::attachments::InlineOptions {
+        max_bytes: max_size as u64,
+        pdf_to_text,
+        ..Default::default()
+    };
+    if !types.is_empty() {
+        o.types = types.to_vec();
+    }
+    if pdf_to_text && !o.types.iter().any(|t| t == "application/pdf") {
+        o.types.push("application/pdf".into());
+    }
+    o
+}
+
 pub(crate) fn auth(a: &AuthArgs) -> anyhow::Result<Auth> {
     let chosen = [
         a.smart_client_id.is_some() || a.smart_key.is_some(),
@@ -254,15 +296,8 @@ fn spec(a: &BulkArgs) -> ExportSpec {
 }
 
 pub fn run(a: &BulkArgs, quiet: bool) -> anyhow::Result<Outcome> {
-    let mut headers = Vec::new();
-    for h in &a.headers {
-        let Some((k, v)) = h.split_once(':') else {
-            bail!("--header '{h}' is not \"Name: value\"");
-        };
-        headers.push((k.trim().to_owned(), v.trim().to_owned()));
-    }
     let config = HttpConfig {
-        headers,
+        headers: parse_headers(&a.headers)?,
         max_retries: a.retries,
         max_delay: a.max_wait,
         ..HttpConfig::default()
@@ -274,14 +309,11 @@ pub fn run(a: &BulkArgs, quiet: bool) -> anyhow::Result<Outcome> {
         .any(|p| out_text.starts_with(p))
         .then(|| out_text.clone());
     let out = match &upload {
-        Some(url) => Some(a.staging.clone().unwrap_or_else(|| {
-            // Stable per destination, so rerunning the same command resumes.
-            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-            for b in url.bytes() {
-                h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-            }
-            std::env::temp_dir().join(format!("stratus-bulk-{h:016x}"))
-        })),
+        Some(url) => Some(
+            a.staging
+                .clone()
+                .unwrap_or_else(|| temp_dir_for("stratus-bulk", url.bytes())),
+        ),
         None => (out_text != "none").then(|| a.out.clone()),
     };
     let options = Options {
@@ -297,20 +329,8 @@ pub fn run(a: &BulkArgs, quiet: bool) -> anyhow::Result<Outcome> {
         max_poll_interval: a.max_wait.min(Duration::from_secs(60)),
         attempts: a.retries.max(1),
         upload: upload.clone(),
-        inline: (a.inline || a.pdf_to_text || !a.inline_types.is_empty()).then(|| {
-            let mut o = stratus_bulk::attachments::InlineOptions {
-                max_bytes: a.inline_max_size as u64,
-                pdf_to_text: a.pdf_to_text,
-                ..Default::default()
-            };
-            if !a.inline_types.is_empty() {
-                o.types = a.inline_types.clone();
-            }
-            if a.pdf_to_text && !o.types.iter().any(|t| t == "application/pdf") {
-                o.types.push("application/pdf".into());
-            }
-            o
-        }),
+        inline: (a.inline || a.pdf_to_text || !a.inline_types.is_empty())
+            .then(|| inline_options(&a.inline_types, a.pdf_to_text, a.inline_max_size)),
     };
     let spec = spec(a);
     let progress = Arc::new(Progress::default());

@@ -110,11 +110,10 @@ pub struct EtlArgs {
 fn export_first(a: &EtlArgs, url: &str, quiet: bool) -> anyhow::Result<PathBuf> {
     use stratus_bulk::{ExportSpec, Level, Options, Progress};
     let dir = a.export_to.clone().unwrap_or_else(|| {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in url.bytes().chain(a.group.iter().flat_map(|g| g.bytes())) {
-            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-        std::env::temp_dir().join(format!("stratus-etl-export-{h:016x}"))
+        crate::commands::bulk::temp_dir_for(
+            "stratus-etl-export",
+            url.bytes().chain(a.group.iter().flat_map(|g| g.bytes())),
+        )
     });
     let tasks =
         stratus_etl::tasks::select(&a.task, &a.exclude_resources).map_err(anyhow::Error::msg)?;
@@ -234,9 +233,10 @@ pub fn run(a: &EtlArgs, quiet: bool) -> anyhow::Result<Outcome> {
     }
     let ndjson = a.output_format == "ndjson";
     let files = ndjson || a.output_format == "parquet";
-    let unfinished = std::fs::read_to_string(output.join(stratus_etl::pipeline::RUN_FILE))
+    let unfinished = std::fs::read(output.join(stratus_etl::pipeline::RUN_FILE))
         .ok()
-        .is_some_and(|t| t.contains("\"complete\":false"));
+        .and_then(|b| stratus_etl::pipeline::unfinished_run(&b, input))
+        .is_some();
     if files && !unfinished && output.exists() && std::fs::read_dir(output)?.next().is_some() {
         bail!(
             "{}: {} output needs an empty folder (the tables of another run are there)",

@@ -152,18 +152,11 @@ pub struct HydrateArgs {
 }
 
 fn client(s: &ServerArgs) -> anyhow::Result<Arc<Client>> {
-    let mut headers = Vec::new();
-    for h in &s.headers {
-        let Some((k, v)) = h.split_once(':') else {
-            bail!("--header '{h}' is not \"Name: value\"");
-        };
-        headers.push((k.trim().to_owned(), v.trim().to_owned()));
-    }
     if s.max_in_flight == 0 {
         bail!("--max-in-flight must be at least 1");
     }
     let config = HttpConfig {
-        headers,
+        headers: crate::commands::bulk::parse_headers(&s.headers)?,
         max_retries: s.retries,
         max_in_flight: s.max_in_flight,
         max_rate: s.max_rate,
@@ -182,18 +175,7 @@ pub(crate) fn compression(no_compression: bool) -> Compression {
 }
 
 fn inline_options(a: &InlineArgs) -> InlineOptions {
-    let mut o = InlineOptions {
-        max_bytes: a.inline_max_size as u64,
-        pdf_to_text: a.pdf_to_text,
-        ..InlineOptions::default()
-    };
-    if !a.mimetypes.is_empty() {
-        o.types = a.mimetypes.clone();
-    }
-    if a.pdf_to_text && !o.types.iter().any(|t| t == "application/pdf") {
-        o.types.push("application/pdf".into());
-    }
-    o
+    crate::commands::bulk::inline_options(&a.mimetypes, a.pdf_to_text, a.inline_max_size)
 }
 
 /// Ctrl-C once: stop taking new work, keep what is finished. Twice: leave at once.
@@ -227,13 +209,9 @@ pub fn export(a: &ExportArgs, quiet: bool) -> anyhow::Result<Outcome> {
     if cohort.as_ref().is_some_and(Vec::is_empty) {
         bail!("the id list is empty");
     }
+    // "none" gives no group.
     let hydration = hydrate::parse_groups(std::slice::from_ref(&a.hydration_tasks))
         .map_err(anyhow::Error::msg)?;
-    let hydration = if a.hydration_tasks.trim() == "none" {
-        Vec::new()
-    } else {
-        hydration
-    };
     let opts = ExportOptions {
         out: a.out.clone(),
         group: a.group.clone(),
