@@ -3,7 +3,8 @@
 //! type and of every since-export after it. cumulus-etl reads the top level and gets
 //! exactly that, without knowing about work folders.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use crate::FetchError;
 use crate::files;
@@ -14,21 +15,24 @@ use crate::workdir::{self, Workdir};
 
 /// Rebuilds every top-level symlink of `root`. Returns how many links there are.
 pub fn reset_all(root: &Path) -> Result<usize, FetchError> {
-    let mut dirs: Vec<(Workdir, Output)> = Vec::new();
+    // Each work folder's files are listed once, not once per type.
+    let mut dirs: Vec<(Workdir, Output, BTreeMap<String, Vec<PathBuf>>)> = Vec::new();
     for w in workdir::list(root)? {
         if let Some(m) = w.metadata()? {
-            dirs.push((w, m));
+            let files = files::by_type(&w.path)?;
+            dirs.push((w, m, files));
         }
     }
+    let scope: Vec<&str> = types::scope_types().collect();
+    remove_links(root, &scope)?;
     let mut count = 0;
-    for t in types::scope_types() {
-        remove_links(root, t)?;
+    for t in scope.iter().copied() {
         let sources = hydrate::source_types(t);
-        let mut active: Vec<&Workdir> = Vec::new();
+        let mut active: Vec<(&Workdir, &BTreeMap<String, Vec<PathBuf>>)> = Vec::new();
         // Filter sets of newer full exports: an older export whose filters are a subset of
         // one of them holds nothing they do not.
         let mut hiding: Vec<&[String]> = Vec::new();
-        for (w, m) in dirs.iter().rev() {
+        for (w, m, files) in dirs.iter().rev() {
             let present: Vec<&str> = sources
                 .iter()
                 .copied()
@@ -41,7 +45,7 @@ pub fn reset_all(root: &Path) -> Result<usize, FetchError> {
             if !own.is_empty() && hiding.iter().any(|h| own.iter().all(|f| h.contains(f))) {
                 continue;
             }
-            active.push(w);
+            active.push((w, files));
             if present.iter().all(|s| m.full_for(s)) {
                 if own.is_empty() {
                     break;
@@ -50,8 +54,8 @@ pub fn reset_all(root: &Path) -> Result<usize, FetchError> {
             }
         }
         let mut n = 0;
-        for w in active.iter().rev() {
-            for f in files::of_type(&w.path, t)? {
+        for (w, files) in active.iter().rev() {
+            for f in files.get(t).into_iter().flatten() {
                 let Some(name) = f.file_name().map(|n| n.to_string_lossy().into_owned()) else {
                     continue;
                 };
@@ -67,12 +71,15 @@ pub fn reset_all(root: &Path) -> Result<usize, FetchError> {
     Ok(count)
 }
 
-fn remove_links(root: &Path, t: &str) -> Result<(), FetchError> {
-    let prefix = format!("{t}.");
+/// Removes the top-level links of `types` (`{Type}.NNN.ndjson[.gz]`), in one pass.
+fn remove_links(root: &Path, types: &[&str]) -> Result<(), FetchError> {
     for entry in std::fs::read_dir(root).map_err(|e| FetchError::io(root, e))? {
         let entry = entry.map_err(|e| FetchError::io(root, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&prefix) && entry.file_type().is_ok_and(|ft| ft.is_symlink()) {
+        let ours = name
+            .split_once('.')
+            .is_some_and(|(t, _)| types.contains(&t));
+        if ours && entry.file_type().is_ok_and(|ft| ft.is_symlink()) {
             std::fs::remove_file(entry.path()).map_err(|e| FetchError::io(entry.path(), e))?;
         }
     }
