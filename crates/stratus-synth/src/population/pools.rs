@@ -305,7 +305,9 @@ impl Pools {
                 );
             })
         });
-        write_address(&mut r, &mut rng, info.place, "work");
+        r.obj("address", |j| {
+            address_fields(j, &mut rng, info.place, "work")
+        });
         r.coded(
             "physicalType",
             &code(
@@ -461,32 +463,35 @@ impl Pools {
     }
 }
 
-/// A home or work address in a place.
+/// A home or work address in a place, as the one item of an `address` list.
 pub(super) fn write_address(j: &mut super::json::Json, rng: &mut Rng, place: &Place, use_: &str) {
     j.arr("address", |j| {
-        j.item(|j| {
-            j.str("use", use_);
-            j.arr("line", |j| {
-                let line = format!(
-                    "{} {} {}",
-                    rng.range(1, 9999),
-                    rng.pick(demographics::STREETS),
-                    rng.pick(demographics::STREET_SUFFIXES)
-                );
-                j.item_str(&line);
-                if rng.chance(0.15) {
-                    j.item_str(&format!("Apt {}", rng.range(1, 40)));
-                }
-            });
-            j.str("city", place.city);
-            j.str("state", place.state);
-            j.str_fmt(
-                "postalCode",
-                format_args!("{}{:02}", place.zip3, rng.range(1, 99)),
-            );
-            j.str("country", "US");
-        })
+        j.item(|j| address_fields(j, rng, place, use_))
     });
+}
+
+/// The fields of an address (a Location has one address, not a list of them).
+pub(super) fn address_fields(j: &mut super::json::Json, rng: &mut Rng, place: &Place, use_: &str) {
+    j.str("use", use_);
+    j.arr("line", |j| {
+        let line = format!(
+            "{} {} {}",
+            rng.range(1, 9999),
+            rng.pick(demographics::STREETS),
+            rng.pick(demographics::STREET_SUFFIXES)
+        );
+        j.item_str(&line);
+        if rng.chance(0.15) {
+            j.item_str(&format!("Apt {}", rng.range(1, 40)));
+        }
+    });
+    j.str("city", place.city);
+    j.str("state", place.state);
+    j.str_fmt(
+        "postalCode",
+        format_args!("{}{:02}", place.zip3, rng.range(1, 99)),
+    );
+    j.str("country", "US");
 }
 
 /// A syntactically valid NPI: 10 digits whose last is the Luhn check digit over the
