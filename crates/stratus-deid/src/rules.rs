@@ -4,6 +4,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
+use stratus_fhir::elements::{Element, ElementType, elements_of};
+
 use crate::DeidError;
 
 /// What happens to one element.
@@ -35,14 +37,29 @@ pub enum Action {
     Backbone(Arc<Fields>),
 }
 
+/// One allowed element: its action, and whether R4 makes it a list.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub action: Action,
+    /// `Some(true)` for a list (`0..*`), `Some(false)` for one value; `None` where the R4
+    /// element table does not know the element (abstract types, unknown resources). A value
+    /// of the other shape is rejected: the lake's columns follow R4, and one such resource
+    /// would otherwise fail the write of its whole batch.
+    pub list: Option<bool>,
+}
+
 /// Resolved field table of one type or backbone element.
 #[derive(Debug, Default)]
 pub struct Fields {
-    pub map: HashMap<String, Action>,
+    pub map: HashMap<String, Field>,
 }
 
 impl Fields {
     pub fn get(&self, key: &str) -> Option<&Action> {
+        self.map.get(key).map(|f| &f.action)
+    }
+
+    pub fn field(&self, key: &str) -> Option<&Field> {
         self.map.get(key)
     }
 }
@@ -168,23 +185,28 @@ fn resolve(
     } else {
         Some(resolve("BackboneElement", raw, out, depth + 1)?)
     };
-    let mut map = build(fields, backbone.as_deref())?;
+    let mut map = build(fields, backbone.as_deref(), name)?;
     if let Some(p) = parent {
         let pf = resolve(p, raw, out, depth + 1)?;
         for (k, v) in &pf.map {
-            map.insert(k.clone(), v.clone()); // the parent's rule wins
+            let mut v = v.clone(); // the parent's rule wins
+            v.list = None;
+            map.insert(k.clone(), v);
         }
+        mark_lists(&mut map, name);
     }
     let f = Arc::new(Fields { map });
     out.insert(name.to_owned(), Arc::clone(&f));
     Ok(f)
 }
 
-/// Builds a field table; dotted keys become nested BackboneElement tables.
+/// Builds the field table of `owner` (a type name or an R4 backbone path such as
+/// `Encounter.participant`); dotted keys become nested BackboneElement tables.
 fn build(
     fields: &[(String, String)],
     backbone: Option<&Fields>,
-) -> Result<HashMap<String, Action>, DeidError> {
+    owner: &str,
+) -> Result<HashMap<String, Field>, DeidError> {
     let mut map = HashMap::new();
     let mut nested: Vec<(String, Vec<(String, String)>)> = Vec::new();
     for (k, a) in fields {
@@ -194,20 +216,45 @@ fn build(
                 None => nested.push((head.to_owned(), vec![(rest.to_owned(), a.clone())])),
             },
             None => {
-                map.insert(k.clone(), parse_action(a)?);
+                let action = parse_action(a)?;
+                map.insert(k.clone(), Field { action, list: None });
             }
         }
     }
     for (head, sub) in nested {
-        let mut inner = build(&sub, backbone)?;
+        // The backbone's own R4 path, e.g. `Dosage.doseAndRate` under `Dosage`.
+        let path = match r4_element(owner, &head).map(|e| e.ty) {
+            Some(ElementType::Complex(p)) => p.to_owned(),
+            _ => format!("{owner}.{head}"),
+        };
+        let mut inner = build(&sub, backbone, &path)?;
         if let Some(b) = backbone {
             for (k, v) in &b.map {
-                inner.entry(k.clone()).or_insert_with(|| v.clone());
+                inner.entry(k.clone()).or_insert_with(|| Field {
+                    action: v.action.clone(),
+                    list: None,
+                });
             }
         }
-        map.insert(head, Action::Backbone(Arc::new(Fields { map: inner })));
+        mark_lists(&mut inner, &path);
+        let action = Action::Backbone(Arc::new(Fields { map: inner }));
+        map.insert(head, Field { action, list: None });
     }
+    mark_lists(&mut map, owner);
     Ok(map)
+}
+
+fn r4_element(owner: &str, name: &str) -> Option<&'static Element> {
+    elements_of(owner)?.iter().find(|e| e.name == name)
+}
+
+/// Fills in [`Field::list`] from the R4 element table where it is still unknown.
+fn mark_lists(map: &mut HashMap<String, Field>, owner: &str) {
+    for (k, f) in map.iter_mut() {
+        if f.list.is_none() {
+            f.list = r4_element(owner, k).map(|e| e.is_list);
+        }
+    }
 }
 
 fn parse_action(a: &str) -> Result<Action, DeidError> {
@@ -257,7 +304,7 @@ fn parse_action(a: &str) -> Result<Action, DeidError> {
 
 fn check_types(f: &Fields, all: &HashMap<String, Arc<Fields>>) -> Result<(), DeidError> {
     for a in f.map.values() {
-        match a {
+        match &a.action {
             Action::Type(n) | Action::TypeIf { name: n, .. } if !all.contains_key(&**n) => {
                 return Err(DeidError::Rules(format!("rules.txt: unknown type {n}")));
             }

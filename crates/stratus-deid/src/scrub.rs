@@ -135,10 +135,24 @@ impl<'a> Scrubber<'a> {
                     }
                 };
             }
-            let Some(action) = fields.get(key) else {
+            let Some(field) = fields.field(key) else {
                 return false;
             };
-            let r = self.apply(key, value, action, ctx, &ref_type, epic, code.as_deref());
+            if let Some(list) = field.list
+                && value.is_array() != list
+            {
+                err = Some(cardinality(ctx, type_name, key, list));
+                return true;
+            }
+            let r = self.apply(
+                key,
+                value,
+                &field.action,
+                ctx,
+                &ref_type,
+                epic,
+                code.as_deref(),
+            );
             match r {
                 Ok(Kept::Keep) => true,
                 Ok(Kept::Drop) => false,
@@ -525,6 +539,23 @@ pub fn zip(s: &str) -> String {
         .map(|c| if ('1'..='9').contains(&c) { '0' } else { c })
         .collect();
     head + &tail
+}
+
+/// A list where R4 allows one value, or one value where it wants a list.
+fn cardinality(ctx: &Ctx, type_name: &str, key: &str, list: bool) -> Rejected {
+    let within = match type_name {
+        "Resource" | "BackboneElement" => String::new(),
+        t => format!(" (in a {t})"),
+    };
+    let (got, want) = if list {
+        ("one value", "a list")
+    } else {
+        ("a list", "one value")
+    };
+    Rejected(format!(
+        "{} element '{key}'{within} is {got} where FHIR R4 wants {want}",
+        ctx.resource_type
+    ))
 }
 
 fn shape(ctx: &Ctx, action: &str, key: &str) -> Rejected {

@@ -115,6 +115,40 @@ fn modifier_extensions_and_shapes_reject_the_resource() {
 }
 
 #[test]
+fn a_shape_r4_does_not_allow_rejects_the_resource() {
+    // A list where R4 allows one value, at the top, in a datatype and in a backbone element.
+    let err =
+        scrub(r#"{"resourceType":"Location","id":"l","address":[{"city":"X"}]}"#).unwrap_err();
+    assert!(
+        err.contains("'address' is a list where FHIR R4 wants one value"),
+        "{err}"
+    );
+    let err = scrub(r#"{"resourceType":"Encounter","id":"e","period":{"start":["2020-01-01"]}}"#)
+        .unwrap_err();
+    assert!(err.contains("'start' (in a Period) is a list"), "{err}");
+    let err = scrub(
+        r#"{"resourceType":"Encounter","id":"e","participant":[{"individual":[{"reference":"Practitioner/p"}]}]}"#,
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("Encounter element 'individual' is a list"),
+        "{err}"
+    );
+    // One value where R4 wants a list.
+    let err =
+        scrub(r#"{"resourceType":"Condition","id":"c","category":{"text":"x"}}"#).unwrap_err();
+    assert!(
+        err.contains("'category' is one value where FHIR R4 wants a list"),
+        "{err}"
+    );
+    // The right shapes pass, inherited elements included.
+    scrub(
+        r#"{"resourceType":"Encounter","id":"e","meta":{"lastUpdated":"2020-01-01T00:00:00Z"},"participant":[{"individual":{"reference":"Practitioner/p"},"type":[{"text":"x"}]}],"period":{"start":"2020"}}"#,
+    )
+    .unwrap();
+}
+
+#[test]
 fn zip_codes_and_unknown_types() {
     assert_eq!(stratus_deid::scrub::zip("02115"), "02100");
     assert_eq!(stratus_deid::scrub::zip("03601-1234"), "00000-0000");
