@@ -36,6 +36,8 @@ fn io(path: &Path, source: std::io::Error) -> DeidError {
 
 pub const CODEBOOK: &str = "codebook.json";
 pub const CACHED: &str = "codebook-cached-mappings.json";
+/// The real ids cached since the last save (see [`Cached`]); removed by the save.
+const NEW_IDS: &str = ".stratus-cached-ids.tmp";
 
 #[derive(Debug, Default)]
 struct Mappings {
@@ -43,15 +45,19 @@ struct Mappings {
     encounter: HashMap<String, String>,
 }
 
-/// The cached mappings, kept small: a cached fake id is always the keyed hash of its real
-/// id, so only the real ids are held (a few dozen bytes each, not the pair's hundred and
-/// more) and the hashes are recomputed when the file is written. A pair read from the file
-/// whose fake id is not that hash (written under another salt, or by hand) is kept as is.
+/// The cached mappings, kept small whatever their number. A cached fake id is always the
+/// keyed hash of its real id, so memory holds only a 16-byte fingerprint of each (the first
+/// half of that hash, computed anyway) to know what is cached already; the real ids added
+/// since the last save wait in a scratch file in the PHI folder (they are PHI), and the
+/// file already on disk is streamed, never loaded. A pair read from the file whose fake id
+/// is not this salt's hash (written under another salt, or by hand) is kept as is.
 #[derive(Debug, Default)]
 struct Cached {
-    patient: HashSet<Box<str>>,
-    encounter: HashSet<Box<str>>,
+    patient: HashSet<u128>,
+    encounter: HashSet<u128>,
     other: Mappings,
+    /// Real ids cached since the last save, one JSON line each: `["Patient","id"]`.
+    new: Option<std::io::BufWriter<std::fs::File>>,
 }
 
 /// The salt and the id mappings of one PHI folder.
@@ -65,7 +71,8 @@ pub struct Codebook {
     /// Fake ids left by old versions (random UUIDs), which win over the hash.
     legacy: Mappings,
     cached: RwLock<Cached>,
-    dirty: AtomicBool,
+    /// A new id could not be written to the scratch file; the next save says so.
+    lost: AtomicBool,
     /// Other keys of codebook.json, written back as they were.
     extra: Map<String, Value>,
 }
@@ -152,9 +159,16 @@ impl Codebook {
                 .map_err(|_| bad("id_salt cannot key HMAC".into()))?,
             legacy,
             cached: RwLock::new(Cached::default()),
-            dirty: AtomicBool::new(false),
+            lost: AtomicBool::new(false),
             extra: doc,
         };
+        // Ids a crashed run noted and never saved: the rerun notes them again.
+        match std::fs::remove_file(dir.join(NEW_IDS)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io(&dir.join(NEW_IDS), e));
+            }
+            _ => {}
+        }
         let cached = book.read_cached(&dir.join(CACHED))?;
         *book.cached.write().unwrap_or_else(|p| p.into_inner()) = cached;
         if changed {
@@ -179,95 +193,167 @@ impl Codebook {
         if let Some(f) = legacy {
             return f.clone();
         }
-        let fake = self.hash(id);
+        let mac = self.mac(id);
         if cache && matches!(resource_type, "Patient" | "Encounter") {
             let patient = resource_type == "Patient";
+            let print = fingerprint(&mac);
             // Nearly every call finds the id cached already (each resource refers to its
             // patient and encounter): a shared read lock is enough for those.
             let known = |c: &Cached| {
-                let (ids, other) = if patient {
+                let (prints, other) = if patient {
                     (&c.patient, &c.other.patient)
                 } else {
                     (&c.encounter, &c.other.encounter)
                 };
-                ids.contains(id) || other.contains_key(id)
+                prints.contains(&print) || (!other.is_empty() && other.contains_key(id))
             };
             if !known(&self.cached.read().unwrap_or_else(|p| p.into_inner())) {
                 let mut c = self.cached.write().unwrap_or_else(|p| p.into_inner());
                 if !known(&c) {
-                    if patient {
+                    if let Err(e) = self.remember(&mut c, resource_type, id) {
+                        // The fake id is right either way; only the mapping file would miss
+                        // this id, so say so and go on rather than fail the resource.
+                        tracing::error!(
+                            "cannot note a cached mapping in {}: {e}",
+                            self.dir.display()
+                        );
+                        self.lost.store(true, Ordering::Relaxed);
+                    }
+                    let prints = if patient {
                         &mut c.patient
                     } else {
                         &mut c.encounter
-                    }
-                    .insert(id.into());
-                    self.dirty.store(true, Ordering::Relaxed);
+                    };
+                    prints.insert(print);
                 }
             }
         }
-        fake
+        hex(&mac)
+    }
+
+    /// Appends a newly cached real id to the scratch file, opening it on first use.
+    fn remember(&self, c: &mut Cached, resource_type: &str, id: &str) -> std::io::Result<()> {
+        if c.new.is_none() {
+            let f = std::fs::File::create(self.dir.join(NEW_IDS))?;
+            c.new = Some(std::io::BufWriter::with_capacity(1 << 16, f));
+        }
+        if let Some(w) = c.new.as_mut() {
+            serde_json::to_writer(&mut *w, &(resource_type, id))?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
     }
 
     /// hex(HMAC-SHA256(salt, id)): the same for every resource type.
     pub fn hash(&self, id: &str) -> String {
-        let mut m = self.mac.clone();
-        m.update(id.as_bytes());
-        hex(&m.finalize().into_bytes())
+        hex(&self.mac(id))
     }
 
-    /// Writes the cached mappings if they changed. Called at the end of each task rather
+    fn mac(&self, id: &str) -> [u8; 32] {
+        let mut m = self.mac.clone();
+        m.update(id.as_bytes());
+        m.finalize().into_bytes().into()
+    }
+
+    /// Writes the cached mappings if new ones came. Called at the end of each task rather
     /// than before each batch as cumulus-etl does: rewriting a file of millions of ids per
     /// batch made long runs quadratic, and nothing is lost by waiting, since a rerun after a
-    /// crash computes the same fake ids and caches them again.
+    /// crash computes the same fake ids and caches them again. The file is rewritten by
+    /// streaming: the pairs already there in their order, then the new ones in the order
+    /// they came, as cumulus-etl's insertion-ordered dictionaries do.
     pub fn save(&self) -> Result<(), DeidError> {
-        if !self.dirty.swap(false, Ordering::Relaxed) {
+        let mut c = self.cached.write().unwrap_or_else(|p| p.into_inner());
+        let Some(mut new) = c.new.take() else {
             return Ok(());
-        }
-        let c = self.cached.read().unwrap_or_else(|p| p.into_inner());
+        };
+        let scratch = self.dir.join(NEW_IDS);
+        new.flush().map_err(|e| io(&scratch, e))?;
+        drop(new);
         let path = self.dir.join(CACHED);
         let file = AtomicFile::create(&path).map_err(|e| DeidError::Codebook {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        let mut w = std::io::BufWriter::new(file);
-        let mut write = || -> std::io::Result<()> {
-            w.write_all(b"{")?;
-            for (n, (key, ids, other)) in [
-                ("Encounter", &c.encounter, &c.other.encounter),
-                ("Patient", &c.patient, &c.other.patient),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                if n > 0 {
-                    w.write_all(b",")?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, file);
+        let mut written: Vec<String> = Vec::new();
+        // Per type: the old pairs (streamed from the file), then the new ids.
+        let emit_new = |w: &mut dyn Write, key: &str, first: bool| -> Result<(), DeidError> {
+            let mut first = first;
+            let f = std::fs::File::open(&scratch).map_err(|e| io(&scratch, e))?;
+            for line in std::io::BufRead::lines(std::io::BufReader::new(f)) {
+                let line = line.map_err(|e| io(&scratch, e))?;
+                let Ok((rtype, real)) = serde_json::from_str::<(String, String)>(&line) else {
+                    continue; // a torn last line
+                };
+                if rtype != key {
+                    continue;
                 }
-                write!(w, "\"{key}\":{{")?;
-                let mut all: Vec<(&str, Option<&str>)> = ids
-                    .iter()
-                    .map(|i| (&**i, None))
-                    .chain(other.iter().map(|(r, f)| (r.as_str(), Some(f.as_str()))))
-                    .collect();
-                all.sort_unstable();
-                for (i, (real, fake)) in all.into_iter().enumerate() {
-                    if i > 0 {
-                        w.write_all(b",")?;
-                    }
-                    let fake = fake.map_or_else(|| self.hash(real), str::to_owned);
-                    serde_json::to_writer(&mut w, real)?;
-                    w.write_all(b":")?;
-                    serde_json::to_writer(&mut w, &fake)?;
+                if !first {
+                    w.write_all(b",").map_err(|e| io(&path, e))?;
                 }
-                w.write_all(b"}")?;
+                first = false;
+                write_pair(w, &real, &self.hash(&real)).map_err(|e| io(&path, e))?;
             }
-            w.write_all(b"}")
+            Ok(())
         };
-        write().map_err(|e| io(&path, e))?;
+        w.write_all(b"{").map_err(|e| io(&path, e))?;
+        let mut pairs_in_key = 0usize;
+        let old = self.dir.join(CACHED);
+        let mut failure: Option<DeidError> = None;
+        let streamed = stream_cached(&old, &mut |ev| {
+            let r = match ev {
+                Event::Begin(key) => {
+                    pairs_in_key = 0;
+                    let comma = if written.is_empty() { "" } else { "," };
+                    written.push(key.to_owned());
+                    write!(w, "{comma}{}:{{", Value::String(key.to_owned()))
+                        .map_err(|e| io(&path, e))
+                }
+                Event::Pair(_, real, fake) => {
+                    pairs_in_key += 1;
+                    (if pairs_in_key > 1 {
+                        w.write_all(b",")
+                    } else {
+                        Ok(())
+                    })
+                    .and_then(|()| write_pair(&mut w, real, fake))
+                    .map_err(|e| io(&path, e))
+                }
+                Event::End(key) => emit_new(&mut w, key, pairs_in_key == 0)
+                    .and_then(|()| w.write_all(b"}").map_err(|e| io(&path, e))),
+            };
+            r.map_err(|e| failure.get_or_insert(e).to_string())
+        });
+        streamed.map_err(|e| {
+            failure.take().unwrap_or(DeidError::Codebook {
+                path: old.clone(),
+                message: e,
+            })
+        })?;
+        for key in ["Encounter", "Patient"] {
+            if !written.iter().any(|k| k == key) {
+                let comma = if written.is_empty() { "" } else { "," };
+                write!(w, "{comma}\"{key}\":{{").map_err(|e| io(&path, e))?;
+                emit_new(&mut w, key, true)?;
+                w.write_all(b"}").map_err(|e| io(&path, e))?;
+                written.push(key.to_owned());
+            }
+        }
+        w.write_all(b"}").map_err(|e| io(&path, e))?;
         let file = w.into_inner().map_err(|e| io(&path, e.into_error()))?;
         file.commit().map_err(|e| DeidError::Codebook {
             path: path.clone(),
             message: e.to_string(),
         })?;
+        std::fs::remove_file(&scratch).map_err(|e| io(&scratch, e))?;
+        if self.lost.swap(false, Ordering::Relaxed) {
+            return Err(DeidError::Codebook {
+                path,
+                message: "some cached mappings could not be noted (see the errors above); \
+                          rerun to add them"
+                    .into(),
+            });
+        }
         Ok(())
     }
 
@@ -300,35 +386,116 @@ impl Codebook {
 }
 
 impl Codebook {
-    /// Reads `codebook-cached-mappings.json` into the compact form.
+    /// Reads `codebook-cached-mappings.json` into the compact form, streaming.
     fn read_cached(&self, path: &Path) -> Result<Cached, DeidError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Cached::default()),
-            Err(e) => return Err(io(path, e)),
-        };
-        let v: Value = serde_json::from_str(&text).map_err(|e| DeidError::Codebook {
-            path: path.to_path_buf(),
-            message: format!("not JSON: {e}"),
-        })?;
-        drop(text);
         let mut c = Cached::default();
-        for (key, ids, other) in [
-            ("Patient", &mut c.patient, &mut c.other.patient),
-            ("Encounter", &mut c.encounter, &mut c.other.encounter),
-        ] {
-            for (r, f) in v.get(key).and_then(Value::as_object).into_iter().flatten() {
-                if let Some(f) = f.as_str() {
-                    if self.hash(r) == f {
-                        ids.insert(r.as_str().into());
-                    } else {
-                        other.insert(r.clone(), f.to_owned());
-                    }
+        stream_cached(path, &mut |ev| {
+            if let Event::Pair(key, real, fake) = ev {
+                let (prints, other) = match key {
+                    "Patient" => (&mut c.patient, &mut c.other.patient),
+                    "Encounter" => (&mut c.encounter, &mut c.other.encounter),
+                    _ => return Ok(()),
+                };
+                let mac = self.mac(real);
+                if hex(&mac) == fake {
+                    prints.insert(fingerprint(&mac));
+                } else {
+                    other.insert(real.to_owned(), fake.to_owned());
                 }
             }
-        }
+            Ok(())
+        })
+        .map_err(|message| DeidError::Codebook {
+            path: path.to_path_buf(),
+            message,
+        })?;
         Ok(c)
     }
+}
+
+/// The first 16 bytes of an id's HMAC: what the cache remembers it by. (Telling two ids
+/// apart by 128 bits of a keyed hash never fails in practice.)
+fn fingerprint(mac: &[u8; 32]) -> u128 {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&mac[..16]);
+    u128::from_le_bytes(b)
+}
+
+fn write_pair(w: &mut dyn Write, real: &str, fake: &str) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *w, real)?;
+    w.write_all(b":")?;
+    serde_json::to_writer(&mut *w, fake)?;
+    Ok(())
+}
+
+/// What [`stream_cached`] finds, in file order.
+enum Event<'a> {
+    /// A top-level key (`"Encounter"`) opens its object.
+    Begin(&'a str),
+    /// A `real: fake` pair inside it (values that are not strings are skipped).
+    Pair(&'a str, &'a str, &'a str),
+    End(&'a str),
+}
+
+type Sink<'s> = dyn FnMut(Event<'_>) -> Result<(), String> + 's;
+
+/// Streams `{"Encounter": {real: fake, ...}, "Patient": {...}}` without holding it: the file
+/// grows with every patient and encounter a site has ever had. A missing file is empty.
+fn stream_cached(path: &Path, sink: &mut Sink<'_>) -> Result<(), String> {
+    use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, Visitor};
+
+    struct Top<'a, 's>(&'a mut Sink<'s>);
+    struct Inner<'a, 's> {
+        key: &'a str,
+        sink: &'a mut Sink<'s>,
+    }
+    impl<'de> Visitor<'de> for Top<'_, '_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of objects")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value_seed(Inner {
+                    key: &key,
+                    sink: &mut *self.0,
+                })?;
+            }
+            Ok(())
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Inner<'_, '_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Inner<'_, '_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of real id to fake id")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            (self.sink)(Event::Begin(self.key)).map_err(A::Error::custom)?;
+            while let Some((real, fake)) = map.next_entry::<String, Value>()? {
+                if let Some(fake) = fake.as_str() {
+                    (self.sink)(Event::Pair(self.key, &real, fake)).map_err(A::Error::custom)?;
+                }
+            }
+            (self.sink)(Event::End(self.key)).map_err(A::Error::custom)
+        }
+    }
+
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut de =
+        serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, file));
+    de.deserialize_map(Top(sink))
+        .and_then(|()| de.end())
+        .map_err(|e| format!("not the expected JSON: {e}"))
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DeidError> {
@@ -438,6 +605,57 @@ mod tests {
         assert_eq!(cached["Encounter"]["odd"], "x");
         assert_eq!(cached["Patient"]["p1"], b.hash("p1").as_str());
         assert_eq!(cached["Patient"].as_object().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn saves_stream_the_old_pairs_then_the_new_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Codebook::open(dir.path()).unwrap();
+        // Only Patient in the file, with Encounter missing: both come out.
+        std::fs::write(
+            dir.path().join(CACHED),
+            format!(r#"{{"Patient": {{"p2": "{}"}}}}"#, a.hash("p2")),
+        )
+        .unwrap();
+        let b = Codebook::open(dir.path()).unwrap();
+        b.fake_id("Patient", "p9", true);
+        b.fake_id("Patient", "p2", true); // already cached: not written twice
+        b.fake_id("Patient", "p1", true);
+        b.fake_id("Encounter", "e1", false); // not cached
+        assert!(dir.path().join(NEW_IDS).exists());
+        b.save().unwrap();
+        assert!(!dir.path().join(NEW_IDS).exists());
+        b.fake_id("Encounter", "e2", true);
+        b.save().unwrap();
+        b.save().unwrap(); // nothing new: the file stays as it is
+        let text = std::fs::read_to_string(dir.path().join(CACHED)).unwrap();
+        let expected = format!(
+            r#"{{"Patient":{{"p2":"{}","p9":"{}","p1":"{}"}},"Encounter":{{"e2":"{}"}}}}"#,
+            b.hash("p2"),
+            b.hash("p9"),
+            b.hash("p1"),
+            b.hash("e2")
+        );
+        assert_eq!(text, expected);
+        // A scratch file left by a crash is dropped; its ids come again with the rerun.
+        let c = Codebook::open(dir.path()).unwrap();
+        c.fake_id("Encounter", "e3", true);
+        drop(c);
+        assert!(dir.path().join(NEW_IDS).exists());
+        let d = Codebook::open(dir.path()).unwrap();
+        assert!(!dir.path().join(NEW_IDS).exists());
+        d.save().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(CACHED)).unwrap(),
+            expected
+        );
+        // A broken file is named.
+        std::fs::write(dir.path().join(CACHED), r#"{"Patient": ["#).unwrap();
+        let err = Codebook::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(CACHED) && err.contains("not the expected JSON"),
+            "{err}"
+        );
     }
 
     #[test]
