@@ -321,6 +321,10 @@ pub fn run(
         }
         sink.write_batch(COMPLETION, &[row.to_string().into_bytes()])?;
         sink.finish_table(name)?;
+        if *name == "encounter" {
+            // Only the encounter task writes it: done now, its keys need not be held on.
+            sink.finish_table(COMPLETION_ENCOUNTERS)?;
+        }
         let tables: &[&str] = if *name == "encounter" {
             &[COMPLETION_ENCOUNTERS, "encounter"]
         } else {
@@ -350,9 +354,6 @@ pub fn run(
         save_run(sink, &finished, &mut batch_files, false)?;
     }
     sink.finish_table(COMPLETION)?;
-    if run_tasks.iter().any(|(n, _)| *n == "encounter") {
-        sink.finish_table(COMPLETION_ENCOUNTERS)?;
-    }
     book.save()?;
     save_run(sink, &finished, &mut batch_files, true)?;
     let context = json!({

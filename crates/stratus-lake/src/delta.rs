@@ -8,7 +8,7 @@
 //! match only sends a row through MERGE. Deletes are `id IN` predicates; each finished table
 //! is optimized (and vacuumed) unless asked not to.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
@@ -21,7 +21,7 @@ use deltalake::datafusion::common::Column;
 use deltalake::datafusion::functions::core::expr_fn::get_field;
 use deltalake::datafusion::prelude::{Expr, SessionContext, cast, lit};
 use deltalake::operations::write::SchemaMode;
-use deltalake::parquet::basic::{Compression, ZstdLevel};
+use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
 use futures_util::TryStreamExt;
@@ -41,7 +41,7 @@ const ARROW_ROWS: usize = 8_192;
 /// wide schema has hundreds of columns, each with offsets and validity for every row even
 /// where null, so a row group of the default million rows is a lot to buffer.
 pub const WRITE_ROWS: usize = 4 * ARROW_ROWS;
-/// The most key fingerprints kept for one table (about 9 bytes each). Past this the table
+/// The most key fingerprints kept for one table (8 bytes each, 200 MB at most). Past this the table
 /// stops being tracked and every later batch goes through MERGE: slower, never wrong, and
 /// memory stays bounded whatever the input's size.
 const MAX_TRACKED: usize = 25_000_000;
@@ -60,7 +60,66 @@ pub struct DeltaSink {
 struct Open {
     table: DeltaTable,
     /// Fingerprints of the keys in the table; `None` once there were too many to track.
-    keys: Option<HashSet<u64>>,
+    keys: Option<KeySet>,
+}
+
+/// Fingerprints of the keys a table holds, sorted: 8 bytes a key, where a `HashSet` took 9
+/// to 18 and, while growing, twice that (300 MB and more for an observation table of 16
+/// million rows). Looked up and extended a batch at a time, by walking the batch's sorted
+/// keys through the set.
+#[derive(Debug, Default)]
+struct KeySet(Vec<u64>);
+
+impl KeySet {
+    /// Whether the set holds each of `keys` (in any order), in the order given.
+    fn holds(&self, keys: &[u64]) -> Vec<bool> {
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_unstable_by_key(|&i| keys[i]);
+        let mut out = vec![false; keys.len()];
+        let set = &self.0;
+        let mut at = 0;
+        for i in order {
+            let k = keys[i];
+            // Gallop from the last position: consecutive sorted keys land close together.
+            let mut step = 1;
+            while at + step < set.len() && set[at + step] < k {
+                step *= 2;
+            }
+            let end = (at + step + 1).min(set.len());
+            at += set[at..end].partition_point(|&x| x < k);
+            out[i] = set.get(at) == Some(&k);
+        }
+        out
+    }
+
+    /// Adds `keys`, merging in place from the back (no second copy of the set).
+    fn insert(&mut self, keys: &[u64]) {
+        let mut new = keys.to_vec();
+        new.sort_unstable();
+        new.dedup();
+        let held = self.holds(&new);
+        let mut held = held.into_iter();
+        new.retain(|_| !held.next().unwrap_or(false));
+        let set = &mut self.0;
+        let (mut i, mut j) = (set.len(), new.len());
+        set.reserve_exact(new.len());
+        set.resize(i + j, 0);
+        let mut w = set.len();
+        while j > 0 {
+            w -= 1;
+            if i > 0 && set[i - 1] > new[j - 1] {
+                set[w] = set[i - 1];
+                i -= 1;
+            } else {
+                set[w] = new[j - 1];
+                j -= 1;
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
 }
 
 /// What a batch's rows have in common: one schema (the wide R4 schema narrowed to what the
@@ -118,7 +177,7 @@ impl DeltaSink {
         if !self.open.contains_key(table) {
             let t = self.load(table).await?;
             let keys = if t.version().is_none() {
-                Some(HashSet::new())
+                Some(KeySet::default())
             } else {
                 stored_keys(&t, table).await?
             };
@@ -217,17 +276,18 @@ impl DeltaSink {
         let Plan { schema, keys } = Self::plan(table, rows)?;
         let open = self.open(table).await?;
         let batches = Self::decode(table, &schema, rows)?;
-        let created = open.table.version().is_some();
+        // A table not yet created holds nothing; one no longer tracked may hold anything.
+        let held = match (&open.keys, open.table.version().is_some()) {
+            (_, false) => vec![false; keys.len()],
+            (Some(set), true) => set.holds(&keys),
+            (None, true) => vec![true; keys.len()],
+        };
         let mut fresh = Vec::new();
         let mut known = Vec::new();
         let mut offset = 0;
         for b in batches {
             let n = b.num_rows();
-            // A table not yet created holds nothing.
-            let mask: Vec<bool> = keys[offset..offset + n]
-                .iter()
-                .map(|k| created && open.keys.as_ref().is_none_or(|set| set.contains(k)))
-                .collect();
+            let mask = held[offset..offset + n].to_vec();
             offset += n;
             if mask.iter().all(|m| !m) {
                 fresh.push(b);
@@ -259,7 +319,7 @@ impl DeltaSink {
             open.table = merge(open.table.clone(), table, known).await?;
         }
         if let Some(set) = &mut open.keys {
-            set.extend(keys);
+            set.insert(&keys);
             if set.len() > MAX_TRACKED {
                 tracing::info!(table, "too many rows to track; later batches MERGE");
                 open.keys = None;
@@ -313,7 +373,7 @@ fn fingerprint<'a>(parts: impl Iterator<Item = &'a str>) -> u64 {
 }
 
 /// Fingerprints of the keys an existing table holds; `None` if more than [`MAX_TRACKED`].
-async fn stored_keys(t: &DeltaTable, table: &str) -> Result<Option<HashSet<u64>>, LakeError> {
+async fn stored_keys(t: &DeltaTable, table: &str) -> Result<Option<KeySet>, LakeError> {
     let names = key_columns(table);
     let ctx = SessionContext::new();
     t.update_datafusion_session(&ctx.state())
@@ -325,7 +385,7 @@ async fn stored_keys(t: &DeltaTable, table: &str) -> Result<Option<HashSet<u64>>
         .select_columns(names)
         .map_err(|e| err(table, e))?;
     let mut stream = df.execute_stream().await.map_err(|e| err(table, e))?;
-    let mut set = HashSet::new();
+    let mut set = Vec::new();
     while let Some(b) = stream.try_next().await.map_err(|e| err(table, e))? {
         let cols: Vec<StringArray> = (0..names.len())
             .map(|i| {
@@ -340,7 +400,7 @@ async fn stored_keys(t: &DeltaTable, table: &str) -> Result<Option<HashSet<u64>>
             })
             .collect::<Result<_, _>>()?;
         for row in 0..b.num_rows() {
-            set.insert(fingerprint(
+            set.push(fingerprint(
                 cols.iter()
                     .map(|c| if c.is_null(row) { "" } else { c.value(row) }),
             ));
@@ -349,7 +409,9 @@ async fn stored_keys(t: &DeltaTable, table: &str) -> Result<Option<HashSet<u64>>
             return Ok(None);
         }
     }
-    Ok(Some(set))
+    set.sort_unstable();
+    set.dedup();
+    Ok(Some(KeySet(set)))
 }
 
 /// MERGEs `batch` into `t` on the table's keys.
@@ -372,7 +434,11 @@ async fn merge(t: DeltaTable, table: &str, batch: RecordBatch) -> Result<DeltaTa
         .merge(source, on)
         .with_source_alias("source")
         .with_target_alias("target")
-        .with_merge_schema(true);
+        .with_merge_schema(true)
+        // The rewritten files in bounded row groups too: with delta-rs's default of a
+        // million-row group, a MERGE into a table of a few hundred thousand wide rows
+        // buffered all of it (2.7 GB at 100,000 patients).
+        .with_writer_properties(writer_properties());
     if table != COMPLETION_ENCOUNTERS {
         let newer = if columns.iter().any(|c| c == "meta") {
             let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
@@ -527,6 +593,7 @@ impl Sink for DeltaSink {
                     .clone()
                     .delete()
                     .with_predicate(pred)
+                    .with_writer_properties(writer_properties())
                     .await
                     .map_err(|e| err(table, e))?;
                 open.table = t;
@@ -544,15 +611,13 @@ impl Sink for DeltaSink {
             return Ok(());
         }
         self.rt.block_on(async {
-            // zstd as delta-rs compacts by default, but in bounded row groups and two files
-            // at a time: its defaults buffered a million-row group per core, gigabytes
-            // for the wide tables.
-            let props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(
-                    ZstdLevel::try_new(4).map_err(|e| err(table, e))?,
-                ))
-                .set_max_row_group_row_count(Some(WRITE_ROWS))
-                .build();
+            // Snappy, as the appends and as Spark (cumulus-etl's Delta writer) compact, in
+            // bounded row groups, two files at a time. Not zstd, delta-rs's default: parquet-rs
+            // keeps a zstd context (megabytes at level 4) for every column being written,
+            // and the wide schema has hundreds, which made compaction the run's memory peak
+            // (1.1 to 1.9 GB for a 16-million-row observation table). Its default row groups
+            // of a million rows buffered gigabytes too.
+            let props = writer_properties();
             let (t, _) = open
                 .table
                 .optimize()
@@ -592,5 +657,43 @@ fn err(table: &str, e: impl std::fmt::Display) -> LakeError {
     LakeError::Table {
         table: table.to_owned(),
         message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeySet;
+
+    #[test]
+    fn the_key_set_finds_what_it_holds_and_nothing_else() {
+        let mut set = KeySet::default();
+        assert_eq!(set.holds(&[1, 2]), [false, false]);
+        set.insert(&[50, 10, 30, 10]);
+        set.insert(&[20, 30, 60, u64::MAX, 0]);
+        assert_eq!(set.0, [0, 10, 20, 30, 50, 60, u64::MAX]);
+        assert_eq!(
+            set.holds(&[60, 5, 0, 30, u64::MAX, 31, 10, 61]),
+            [true, false, true, true, true, false, true, false]
+        );
+        // Larger, in random order, against a plain set.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % 100_000
+        };
+        let mut plain = std::collections::HashSet::new();
+        let mut set = KeySet::default();
+        for _ in 0..20 {
+            let batch: Vec<u64> = (0..2_000).map(|_| next()).collect();
+            let probe: Vec<u64> = (0..500).map(|_| next()).collect();
+            let want: Vec<bool> = probe.iter().map(|k| plain.contains(k)).collect();
+            assert_eq!(set.holds(&probe), want);
+            set.insert(&batch);
+            plain.extend(batch);
+            assert_eq!(set.len(), plain.len());
+        }
+        assert!(set.0.windows(2).all(|w| w[0] < w[1]));
     }
 }
