@@ -65,6 +65,11 @@ pub struct EtlArgs {
     /// Run asked-for tasks even when the input has none of their resources.
     #[arg(long)]
     pub allow_missing_resources: bool,
+    /// Not supported: refused with an explanation (see docs/etl.md). cumulus-etl's philter
+    /// pass over CodeableConcept.text and Coding.display needs NLTK data that 4.3.6 cannot
+    /// install, and it is off by default there.
+    #[arg(long, hide = true)]
+    pub philter: bool,
 
     /// INPUT is a FHIR URL: keep the exported files here (default: a folder under the system
     /// temp dir named after the URL, so a rerun resumes the same export).
@@ -220,6 +225,12 @@ pub fn run(a: &EtlArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let (Some(input), Some(output), Some(phi)) = (&a.input, &a.output, &a.phi) else {
         bail!("stratus etl needs INPUT OUTPUT PHI (or: stratus etl init OUTPUT)");
     };
+    if a.philter {
+        bail!(
+            "--philter is not supported: free text in CodeableConcept.text and Coding.display \
+             is kept, as cumulus-etl keeps it without --philter (its default); see docs/etl.md"
+        );
+    }
     let input_text = input.to_string_lossy().into_owned();
     let exported;
     let input = if input_text.starts_with("http://") || input_text.starts_with("https://") {
