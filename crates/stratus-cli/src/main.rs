@@ -16,21 +16,7 @@ use clap::{CommandFactory, FromArgMatches};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// delta-rs lets closed Parquet files wait for their upload up to a share of the machine's
-/// memory (3.2 GB here): when the disk falls behind, as it does late in a long ETL, the
-/// compaction of a large table held that much. One file's worth keeps the ETL within its
-/// memory budget and costs nothing measurable; a value the user set wins.
-const UPLOAD_BUDGET: (&str, &str) = ("DELTARS_MAX_IN_FLIGHT_UPLOAD_BYTES", "134217728");
-
 fn main() -> ExitCode {
-    if std::env::var_os(UPLOAD_BUDGET.0).is_none() {
-        // SAFETY: the first statement of main: no other thread exists yet that could read
-        // the environment concurrently.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::env::set_var(UPLOAD_BUDGET.0, UPLOAD_BUDGET.1);
-        }
-    }
     let cli = match parse() {
         Ok(cli) => cli,
         Err(err) => {
