@@ -36,7 +36,8 @@ fn io(path: &Path, source: std::io::Error) -> DeidError {
 
 pub const CODEBOOK: &str = "codebook.json";
 pub const CACHED: &str = "codebook-cached-mappings.json";
-/// The real ids cached since the last save (see [`Cached`]); removed by the save.
+/// The folder of the real ids cached since the last save, a file per type (see
+/// [`Cached`]); removed by the save.
 const NEW_IDS: &str = ".stratus-cached-ids.tmp";
 
 #[derive(Debug, Default)]
@@ -48,16 +49,47 @@ struct Mappings {
 /// The cached mappings, kept small whatever their number. A cached fake id is always the
 /// keyed hash of its real id, so memory holds only a 16-byte fingerprint of each (the first
 /// half of that hash, computed anyway) to know what is cached already; the real ids added
-/// since the last save wait in a scratch file in the PHI folder (they are PHI), and the
-/// file already on disk is streamed, never loaded. A pair read from the file whose fake id
-/// is not this salt's hash (written under another salt, or by hand) is kept as is.
+/// since the last save wait in scratch files in the PHI folder (they are PHI), and the
+/// file already on disk is streamed, never loaded.
 #[derive(Debug, Default)]
 struct Cached {
-    patient: HashSet<u128>,
-    encounter: HashSet<u128>,
-    other: Mappings,
-    /// Real ids cached since the last save, one JSON line each: `["Patient","id"]`.
+    encounter: CachedType,
+    patient: CachedType,
+}
+
+/// What is cached of one type.
+#[derive(Debug, Default)]
+struct CachedType {
+    prints: HashSet<u128>,
+    /// Pairs read from the file whose fake id is not this salt's hash (written under another
+    /// salt, or by hand): kept as they are.
+    other: HashMap<String, String>,
+    /// The real ids cached since the last save, one JSON string a line, in `NEW_IDS/<type>`.
     new: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl Cached {
+    fn of(&self, resource_type: &str) -> Option<&CachedType> {
+        match resource_type {
+            "Encounter" => Some(&self.encounter),
+            "Patient" => Some(&self.patient),
+            _ => None,
+        }
+    }
+
+    fn of_mut(&mut self, resource_type: &str) -> Option<&mut CachedType> {
+        match resource_type {
+            "Encounter" => Some(&mut self.encounter),
+            "Patient" => Some(&mut self.patient),
+            _ => None,
+        }
+    }
+}
+
+impl CachedType {
+    fn knows(&self, print: u128, id: &str) -> bool {
+        self.prints.contains(&print) || (!self.other.is_empty() && self.other.contains_key(id))
+    }
 }
 
 /// The salt and the id mappings of one PHI folder.
@@ -163,12 +195,7 @@ impl Codebook {
             extra: doc,
         };
         // Ids a crashed run noted and never saved: the rerun notes them again.
-        match std::fs::remove_file(dir.join(NEW_IDS)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(io(&dir.join(NEW_IDS), e));
-            }
-            _ => {}
-        }
+        remove_scratch(&dir.join(NEW_IDS))?;
         let cached = book.read_cached(&dir.join(CACHED))?;
         *book.cached.write().unwrap_or_else(|p| p.into_inner()) = cached;
         if changed {
@@ -195,22 +222,18 @@ impl Codebook {
         }
         let mac = self.mac(id);
         if cache && matches!(resource_type, "Patient" | "Encounter") {
-            let patient = resource_type == "Patient";
             let print = fingerprint(&mac);
             // Nearly every call finds the id cached already (each resource refers to its
             // patient and encounter): a shared read lock is enough for those.
-            let known = |c: &Cached| {
-                let (prints, other) = if patient {
-                    (&c.patient, &c.other.patient)
-                } else {
-                    (&c.encounter, &c.other.encounter)
-                };
-                prints.contains(&print) || (!other.is_empty() && other.contains_key(id))
-            };
-            if !known(&self.cached.read().unwrap_or_else(|p| p.into_inner())) {
+            let cached = self.cached.read().unwrap_or_else(|p| p.into_inner());
+            let known = cached.of(resource_type).is_none_or(|t| t.knows(print, id));
+            drop(cached);
+            if !known {
                 let mut c = self.cached.write().unwrap_or_else(|p| p.into_inner());
-                if !known(&c) {
-                    if let Err(e) = self.remember(&mut c, resource_type, id) {
+                if let Some(t) = c.of_mut(resource_type)
+                    && !t.knows(print, id)
+                {
+                    if let Err(e) = self.remember(t, resource_type, id) {
                         // The fake id is right either way; only the mapping file would miss
                         // this id, so say so and go on rather than fail the resource.
                         tracing::error!(
@@ -219,26 +242,23 @@ impl Codebook {
                         );
                         self.lost.store(true, Ordering::Relaxed);
                     }
-                    let prints = if patient {
-                        &mut c.patient
-                    } else {
-                        &mut c.encounter
-                    };
-                    prints.insert(print);
+                    t.prints.insert(print);
                 }
             }
         }
         hex(&mac)
     }
 
-    /// Appends a newly cached real id to the scratch file, opening it on first use.
-    fn remember(&self, c: &mut Cached, resource_type: &str, id: &str) -> std::io::Result<()> {
-        if c.new.is_none() {
-            let f = std::fs::File::create(self.dir.join(NEW_IDS))?;
-            c.new = Some(std::io::BufWriter::with_capacity(1 << 16, f));
+    /// Appends a newly cached real id to its type's scratch file, opening it on first use.
+    fn remember(&self, t: &mut CachedType, resource_type: &str, id: &str) -> std::io::Result<()> {
+        if t.new.is_none() {
+            let dir = self.dir.join(NEW_IDS);
+            std::fs::create_dir_all(&dir)?;
+            let f = std::fs::File::create(dir.join(resource_type))?;
+            t.new = Some(std::io::BufWriter::with_capacity(1 << 16, f));
         }
-        if let Some(w) = c.new.as_mut() {
-            serde_json::to_writer(&mut *w, &(resource_type, id))?;
+        if let Some(w) = t.new.as_mut() {
+            serde_json::to_writer(&mut *w, id)?;
             w.write_all(b"\n")?;
         }
         Ok(())
@@ -262,90 +282,62 @@ impl Codebook {
     /// streaming: the pairs already there in their order, then the new ones in the order
     /// they came, as cumulus-etl's insertion-ordered dictionaries do.
     pub fn save(&self) -> Result<(), DeidError> {
-        let mut c = self.cached.write().unwrap_or_else(|p| p.into_inner());
-        let Some(mut new) = c.new.take() else {
-            return Ok(());
-        };
+        let mut guard = self.cached.write().unwrap_or_else(|p| p.into_inner());
+        let c = &mut *guard;
         let scratch = self.dir.join(NEW_IDS);
-        new.flush().map_err(|e| io(&scratch, e))?;
-        drop(new);
+        let mut any = false;
+        for t in [&mut c.encounter, &mut c.patient] {
+            if let Some(mut w) = t.new.take() {
+                w.flush().map_err(|e| io(&scratch, e))?;
+                any = true;
+            }
+        }
+        if !any {
+            return Ok(());
+        }
         let path = self.dir.join(CACHED);
         let file = AtomicFile::create(&path).map_err(|e| DeidError::Codebook {
             path: path.clone(),
             message: e.to_string(),
         })?;
         let mut w = std::io::BufWriter::with_capacity(1 << 16, file);
-        let mut written: Vec<String> = Vec::new();
-        // Per type: the old pairs (streamed from the file), then the new ids.
-        let emit_new = |w: &mut dyn Write, key: &str, first: bool| -> Result<(), DeidError> {
-            let mut first = first;
-            let f = std::fs::File::open(&scratch).map_err(|e| io(&scratch, e))?;
-            for line in std::io::BufRead::lines(std::io::BufReader::new(f)) {
-                let line = line.map_err(|e| io(&scratch, e))?;
-                let Ok((rtype, real)) = serde_json::from_str::<(String, String)>(&line) else {
-                    continue; // a torn last line
-                };
-                if rtype != key {
-                    continue;
-                }
-                if !first {
-                    w.write_all(b",").map_err(|e| io(&path, e))?;
-                }
-                first = false;
-                write_pair(w, &real, &self.hash(&real)).map_err(|e| io(&path, e))?;
+        let wrote = |e| io(&path, e);
+        let mut top = Commas::default();
+        let mut pairs = Commas::default();
+        let mut done: Vec<String> = Vec::new();
+        // The old pairs in file order, each type followed by its new ids.
+        w.write_all(b"{").map_err(wrote)?;
+        stream_cached(&path, &mut |ev| match ev {
+            Event::Begin(key) => {
+                pairs = Commas::default();
+                top.next(&mut w).map_err(wrote)?;
+                write!(w, "{}:{{", Value::String(key.to_owned())).map_err(wrote)
             }
-            Ok(())
-        };
-        w.write_all(b"{").map_err(|e| io(&path, e))?;
-        let mut pairs_in_key = 0usize;
-        let old = self.dir.join(CACHED);
-        let mut failure: Option<DeidError> = None;
-        let streamed = stream_cached(&old, &mut |ev| {
-            let r = match ev {
-                Event::Begin(key) => {
-                    pairs_in_key = 0;
-                    let comma = if written.is_empty() { "" } else { "," };
-                    written.push(key.to_owned());
-                    write!(w, "{comma}{}:{{", Value::String(key.to_owned()))
-                        .map_err(|e| io(&path, e))
-                }
-                Event::Pair(_, real, fake) => {
-                    pairs_in_key += 1;
-                    (if pairs_in_key > 1 {
-                        w.write_all(b",")
-                    } else {
-                        Ok(())
-                    })
-                    .and_then(|()| write_pair(&mut w, real, fake))
-                    .map_err(|e| io(&path, e))
-                }
-                Event::End(key) => emit_new(&mut w, key, pairs_in_key == 0)
-                    .and_then(|()| w.write_all(b"}").map_err(|e| io(&path, e))),
-            };
-            r.map_err(|e| failure.get_or_insert(e).to_string())
-        });
-        streamed.map_err(|e| {
-            failure.take().unwrap_or(DeidError::Codebook {
-                path: old.clone(),
-                message: e,
-            })
+            Event::Pair(_, real, fake) => pairs
+                .next(&mut w)
+                .and_then(|()| write_pair(&mut w, real, fake))
+                .map_err(wrote),
+            Event::End(key) => {
+                done.push(key.to_owned());
+                self.append_new(&mut w, &scratch.join(key), &mut pairs, &path)?;
+                w.write_all(b"}").map_err(wrote)
+            }
         })?;
         for key in ["Encounter", "Patient"] {
-            if !written.iter().any(|k| k == key) {
-                let comma = if written.is_empty() { "" } else { "," };
-                write!(w, "{comma}\"{key}\":{{").map_err(|e| io(&path, e))?;
-                emit_new(&mut w, key, true)?;
-                w.write_all(b"}").map_err(|e| io(&path, e))?;
-                written.push(key.to_owned());
+            if !done.iter().any(|d| d == key) {
+                top.next(&mut w).map_err(wrote)?;
+                write!(w, "\"{key}\":{{").map_err(wrote)?;
+                self.append_new(&mut w, &scratch.join(key), &mut Commas::default(), &path)?;
+                w.write_all(b"}").map_err(wrote)?;
             }
         }
-        w.write_all(b"}").map_err(|e| io(&path, e))?;
+        w.write_all(b"}").map_err(wrote)?;
         let file = w.into_inner().map_err(|e| io(&path, e.into_error()))?;
         file.commit().map_err(|e| DeidError::Codebook {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        std::fs::remove_file(&scratch).map_err(|e| io(&scratch, e))?;
+        remove_scratch(&scratch)?;
         if self.lost.swap(false, Ordering::Relaxed) {
             return Err(DeidError::Codebook {
                 path,
@@ -353,6 +345,33 @@ impl Codebook {
                           rerun to add them"
                     .into(),
             });
+        }
+        Ok(())
+    }
+
+    /// Writes the pairs of the ids in one scratch file (none if it is missing) to `w`, which
+    /// is writing `out`.
+    fn append_new(
+        &self,
+        w: &mut dyn Write,
+        scratch: &Path,
+        pairs: &mut Commas,
+        out: &Path,
+    ) -> Result<(), DeidError> {
+        let f = match std::fs::File::open(scratch) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(scratch, e)),
+        };
+        for line in std::io::BufRead::lines(std::io::BufReader::new(f)) {
+            let line = line.map_err(|e| io(scratch, e))?;
+            let Ok(real) = serde_json::from_str::<String>(&line) else {
+                continue; // a torn last line
+            };
+            pairs
+                .next(w)
+                .and_then(|()| write_pair(w, &real, &self.hash(&real)))
+                .map_err(|e| io(out, e))?;
         }
         Ok(())
     }
@@ -390,26 +409,41 @@ impl Codebook {
     fn read_cached(&self, path: &Path) -> Result<Cached, DeidError> {
         let mut c = Cached::default();
         stream_cached(path, &mut |ev| {
-            if let Event::Pair(key, real, fake) = ev {
-                let (prints, other) = match key {
-                    "Patient" => (&mut c.patient, &mut c.other.patient),
-                    "Encounter" => (&mut c.encounter, &mut c.other.encounter),
-                    _ => return Ok(()),
-                };
+            if let Event::Pair(key, real, fake) = ev
+                && let Some(t) = c.of_mut(key)
+            {
                 let mac = self.mac(real);
                 if hex(&mac) == fake {
-                    prints.insert(fingerprint(&mac));
+                    t.prints.insert(fingerprint(&mac));
                 } else {
-                    other.insert(real.to_owned(), fake.to_owned());
+                    t.other.insert(real.to_owned(), fake.to_owned());
                 }
             }
             Ok(())
-        })
-        .map_err(|message| DeidError::Codebook {
-            path: path.to_path_buf(),
-            message,
         })?;
         Ok(c)
+    }
+}
+
+/// Removes the scratch folder of new ids, if there is one.
+fn remove_scratch(dir: &Path) -> Result<(), DeidError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(dir, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Writes the commas between the members of a JSON object.
+#[derive(Default)]
+struct Commas(bool);
+
+impl Commas {
+    /// Before each member: a comma unless it is the first.
+    fn next(&mut self, w: &mut dyn Write) -> std::io::Result<()> {
+        if std::mem::replace(&mut self.0, true) {
+            w.write_all(b",")?;
+        }
+        Ok(())
     }
 }
 
@@ -437,19 +471,34 @@ enum Event<'a> {
     End(&'a str),
 }
 
-type Sink<'s> = dyn FnMut(Event<'_>) -> Result<(), String> + 's;
+type Sink<'s> = dyn FnMut(Event<'_>) -> Result<(), DeidError> + 's;
 
 /// Streams `{"Encounter": {real: fake, ...}, "Patient": {...}}` without holding it: the file
-/// grows with every patient and encounter a site has ever had. A missing file is empty.
-fn stream_cached(path: &Path, sink: &mut Sink<'_>) -> Result<(), String> {
+/// grows with every patient and encounter a site has ever had. A missing file is empty. The
+/// first error of `sink` stops the stream and is returned as it was.
+fn stream_cached(path: &Path, sink: &mut Sink<'_>) -> Result<(), DeidError> {
     use serde::de::{DeserializeSeed, Deserializer, Error, MapAccess, Visitor};
 
-    struct Top<'a, 's>(&'a mut Sink<'s>);
-    struct Inner<'a, 's> {
-        key: &'a str,
+    /// The sink, and its first error (serde's errors carry only a message).
+    struct Out<'a, 's> {
         sink: &'a mut Sink<'s>,
+        failed: Option<DeidError>,
     }
-    impl<'de> Visitor<'de> for Top<'_, '_> {
+    impl Out<'_, '_> {
+        fn send<E: Error>(&mut self, ev: Event<'_>) -> Result<(), E> {
+            (self.sink)(ev).map_err(|e| {
+                let message = e.to_string();
+                self.failed = Some(e);
+                E::custom(message)
+            })
+        }
+    }
+    struct Top<'a, 'b, 's>(&'a mut Out<'b, 's>);
+    struct Inner<'a, 'b, 's> {
+        key: &'a str,
+        out: &'a mut Out<'b, 's>,
+    }
+    impl<'de> Visitor<'de> for Top<'_, '_, '_> {
         type Value = ();
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("an object of objects")
@@ -458,44 +507,51 @@ fn stream_cached(path: &Path, sink: &mut Sink<'_>) -> Result<(), String> {
             while let Some(key) = map.next_key::<String>()? {
                 map.next_value_seed(Inner {
                     key: &key,
-                    sink: &mut *self.0,
+                    out: &mut *self.0,
                 })?;
             }
             Ok(())
         }
     }
-    impl<'de> DeserializeSeed<'de> for Inner<'_, '_> {
+    impl<'de> DeserializeSeed<'de> for Inner<'_, '_, '_> {
         type Value = ();
         fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_map(self)
         }
     }
-    impl<'de> Visitor<'de> for Inner<'_, '_> {
+    impl<'de> Visitor<'de> for Inner<'_, '_, '_> {
         type Value = ();
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("an object of real id to fake id")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            (self.sink)(Event::Begin(self.key)).map_err(A::Error::custom)?;
+            self.out.send(Event::Begin(self.key))?;
             while let Some((real, fake)) = map.next_entry::<String, Value>()? {
                 if let Some(fake) = fake.as_str() {
-                    (self.sink)(Event::Pair(self.key, &real, fake)).map_err(A::Error::custom)?;
+                    self.out.send(Event::Pair(self.key, &real, fake))?;
                 }
             }
-            (self.sink)(Event::End(self.key)).map_err(A::Error::custom)
+            self.out.send(Event::End(self.key))
         }
     }
 
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(io(path, e)),
     };
     let mut de =
         serde_json::Deserializer::from_reader(std::io::BufReader::with_capacity(1 << 16, file));
-    de.deserialize_map(Top(sink))
-        .and_then(|()| de.end())
-        .map_err(|e| format!("not the expected JSON: {e}"))
+    let mut out = Out { sink, failed: None };
+    let parsed = de.deserialize_map(Top(&mut out)).and_then(|()| de.end());
+    match (out.failed, parsed) {
+        (Some(e), _) => Err(e),
+        (None, Ok(())) => Ok(()),
+        (None, Err(e)) => Err(DeidError::Codebook {
+            path: path.to_path_buf(),
+            message: format!("not the expected JSON: {e}"),
+        }),
+    }
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DeidError> {
