@@ -4,11 +4,52 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use stratus_fhir::stats::BadLine;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// The one-line status of a long command on stderr: rewritten in place on a terminal, a
+/// line every 10 s otherwise (logs and pipes), and cleared from the terminal when dropped.
+pub struct StatusLine {
+    tty: bool,
+    last: Instant,
+}
+
+impl StatusLine {
+    pub fn new(tty: bool) -> StatusLine {
+        StatusLine {
+            tty,
+            last: Instant::now(),
+        }
+    }
+
+    /// Whether a line is due now: always on a terminal, every 10 s otherwise.
+    pub fn due(&mut self) -> bool {
+        if !self.tty && self.last.elapsed() < Duration::from_secs(10) {
+            return false;
+        }
+        self.last = Instant::now();
+        true
+    }
+
+    pub fn show(&self, line: &str) {
+        if self.tty {
+            eprint!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
+
+impl Drop for StatusLine {
+    fn drop(&mut self) {
+        if self.tty {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
 
 /// A progress bar on stderr, hidden when stderr is not a terminal or `quiet` is set, so
 /// logs and CI output stay clean.

@@ -14,7 +14,7 @@ use stratus_http::{Auth, Client, HttpConfig, SmartClient};
 use stratus_smart::keys::SigningKey;
 
 use crate::exit::Outcome;
-use crate::output::{bytes, thousands};
+use crate::output::{StatusLine, bytes, thousands};
 
 #[derive(Debug, Args)]
 pub struct BulkArgs {
@@ -429,7 +429,7 @@ enum Mode {
 
 /// A live progress line on a terminal, a line every 10 s otherwise, or JSON every second.
 fn report(p: &Progress, done: &std::sync::atomic::AtomicBool, mode: Mode) {
-    let tty = mode == Mode::Live;
+    let mut status = StatusLine::new(mode == Mode::Live);
     let start = std::time::Instant::now();
     let mut last_text = std::time::Instant::now();
     let mut dl_start: Option<Option<std::time::Instant>> = None;
@@ -479,14 +479,8 @@ fn report(p: &Progress, done: &std::sync::atomic::AtomicBool, mode: Mode) {
                 );
                 last_text = std::time::Instant::now();
             }
-        } else if tty {
-            eprint!("\r\x1b[2K{line}");
-        } else if last_text.elapsed() >= Duration::from_secs(10) {
-            eprintln!("{line}");
-            last_text = std::time::Instant::now();
+        } else if status.due() {
+            status.show(&line);
         }
-    }
-    if tty {
-        eprint!("\r\x1b[2K");
     }
 }

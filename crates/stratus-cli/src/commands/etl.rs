@@ -13,7 +13,7 @@ use stratus_etl::NdjsonSink;
 use stratus_etl::pipeline::{EtlOptions, EtlProgress};
 
 use crate::exit::Outcome;
-use crate::output::thousands;
+use crate::output::{StatusLine, thousands};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -280,10 +280,8 @@ pub fn run(a: &EtlArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let reporter = (!quiet).then(|| {
         let (p, d) = (Arc::clone(&progress), Arc::clone(&done));
         std::thread::spawn(move || {
-            // A live line on a terminal, a line every 10 s in a log.
-            let tty = std::io::stderr().is_terminal();
+            let mut status = StatusLine::new(std::io::stderr().is_terminal());
             let start = Instant::now();
-            let mut last = Instant::now();
             let mut task_start = (String::new(), Instant::now());
             while !d.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(200));
@@ -291,26 +289,17 @@ pub fn run(a: &EtlArgs, quiet: bool) -> anyhow::Result<Outcome> {
                 if task != task_start.0 {
                     task_start = (task.clone(), Instant::now());
                 }
-                if !tty && last.elapsed() < Duration::from_secs(10) {
+                if !status.due() {
                     continue;
                 }
-                last = Instant::now();
                 let n = p.resources.load(Ordering::Relaxed);
                 let rate = n as f64 / task_start.1.elapsed().as_secs_f64().max(0.001);
-                let line = format!(
+                status.show(&format!(
                     "{task}: {} resources ({:.0}/s), {:.0} s in",
                     thousands(n),
                     rate,
                     start.elapsed().as_secs_f64()
-                );
-                if tty {
-                    eprint!("\r\x1b[2K{line}");
-                } else {
-                    eprintln!("{line}");
-                }
-            }
-            if tty {
-                eprint!("\r\x1b[2K");
+                ));
             }
         })
     });

@@ -18,7 +18,7 @@ use stratus_http::{Client, HttpConfig};
 
 use crate::commands::bulk::{AuthArgs, auth};
 use crate::exit::Outcome;
-use crate::output::thousands;
+use crate::output::{StatusLine, thousands};
 
 /// Connection and politeness options shared by export and hydrate.
 #[derive(Debug, Args)]
@@ -429,16 +429,14 @@ pub fn hydrate(a: &HydrateArgs, quiet: bool) -> anyhow::Result<Outcome> {
 
 /// A live line on a terminal; a line every 10 s otherwise.
 fn report(p: &ExportProgress, done: &AtomicBool, client: &Client) {
-    let tty = std::io::stderr().is_terminal();
+    let mut status = StatusLine::new(std::io::stderr().is_terminal());
     let start = Instant::now();
-    let mut last = Instant::now();
     let mut crawl_start: Option<(Instant, u64)> = None;
     while !done.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
-        if !tty && last.elapsed() < Duration::from_secs(10) {
+        if !status.due() {
             continue;
         }
-        last = Instant::now();
         let phase = p.phase.lock().map(|s| s.clone()).unwrap_or_default();
         let c = &p.crawl;
         let total = c.units_total.load(Ordering::Relaxed);
@@ -470,13 +468,6 @@ fn report(p: &ExportProgress, done: &AtomicBool, client: &Client) {
             thousands(requests),
             requests as f64 / secs
         ));
-        if tty {
-            eprint!("\r\x1b[2K{line}");
-        } else {
-            eprintln!("{line}");
-        }
-    }
-    if tty {
-        eprint!("\r\x1b[2K");
+        status.show(&line);
     }
 }
