@@ -59,8 +59,17 @@ pub struct DeltaSink {
 /// A table this run has written to, with what it holds.
 struct Open {
     table: DeltaTable,
-    /// Fingerprints of the keys in the table; `None` once there were too many to track.
-    keys: Option<KeySet>,
+    keys: Keys,
+}
+
+/// What this run knows of the keys a table holds.
+enum Keys {
+    /// Not read yet: the table existed before the run and nothing was upserted into it (a
+    /// `touch` or a `delete` needs no keys, so neither pays for reading them).
+    Unread,
+    Tracked(KeySet),
+    /// More than [`MAX_TRACKED`]: any row may be in the table.
+    Untracked,
 }
 
 /// Fingerprints of the keys a table holds, sorted: 8 bytes a key, where a `HashSet` took 9
@@ -172,14 +181,14 @@ impl DeltaSink {
             .map_err(|e| err(table, e))
     }
 
-    /// The table as this run last left it, loading it (and the keys it holds) on first use.
+    /// The table as this run last left it, loading it on first use.
     async fn open(&mut self, table: &str) -> Result<&mut Open, LakeError> {
         if !self.open.contains_key(table) {
             let t = self.load(table).await?;
             let keys = if t.version().is_none() {
-                Some(KeySet::default())
+                Keys::Tracked(KeySet::default())
             } else {
-                stored_keys(&t, table).await?
+                Keys::Unread
             };
             self.open.insert(table.to_owned(), Open { table: t, keys });
         }
@@ -217,14 +226,11 @@ impl DeltaSink {
                 let mut presence = Presence::default();
                 for r in chunk {
                     let v: sonic_rs::Value = sonic_rs::from_slice(r).map_err(|e| err(table, e))?;
-                    let mut h = DefaultHasher::new();
-                    for k in key_names {
-                        v.get(*k)
-                            .and_then(|x| x.as_str())
-                            .unwrap_or("")
-                            .hash(&mut h);
-                    }
-                    keys.push(h.finish());
+                    keys.push(fingerprint(
+                        key_names
+                            .iter()
+                            .map(|k| v.get(*k).and_then(|x| x.as_str()).unwrap_or("")),
+                    ));
                     if fixed.is_none() {
                         presence.add_value(&v);
                     }
@@ -275,12 +281,17 @@ impl DeltaSink {
     async fn upsert(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), LakeError> {
         let Plan { schema, keys } = Self::plan(table, rows)?;
         let open = self.open(table).await?;
+        if matches!(open.keys, Keys::Unread) {
+            open.keys = match stored_keys(&open.table, table).await? {
+                Some(set) => Keys::Tracked(set),
+                None => Keys::Untracked,
+            };
+        }
         let batches = Self::decode(table, &schema, rows)?;
-        // A table not yet created holds nothing; one no longer tracked may hold anything.
-        let held = match (&open.keys, open.table.version().is_some()) {
-            (_, false) => vec![false; keys.len()],
-            (Some(set), true) => set.holds(&keys),
-            (None, true) => vec![true; keys.len()],
+        // A table not yet created is tracked, and holds nothing.
+        let held = match &open.keys {
+            Keys::Tracked(set) => set.holds(&keys),
+            Keys::Unread | Keys::Untracked => vec![true; keys.len()],
         };
         let mut fresh = Vec::new();
         let mut known = Vec::new();
@@ -318,11 +329,11 @@ impl DeltaSink {
             let known = concat_batches(&schema, &known).map_err(|e| err(table, e))?;
             open.table = merge(open.table.clone(), table, known).await?;
         }
-        if let Some(set) = &mut open.keys {
+        if let Keys::Tracked(set) = &mut open.keys {
             set.insert(&keys);
             if set.len() > MAX_TRACKED {
                 tracing::info!(table, "too many rows to track; later batches MERGE");
-                open.keys = None;
+                open.keys = Keys::Untracked;
             }
         }
         Ok(())
@@ -346,7 +357,7 @@ async fn append(
 /// Snappy as delta-rs writes by default, in row groups of [`WRITE_ROWS`]: the Parquet writer
 /// holds a whole row group's encoded pages for every one of the wide schema's hundreds of
 /// columns, which at the default million rows was most of the ETL's memory.
-fn writer_properties() -> WriterProperties {
+pub(crate) fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(WRITE_ROWS))
@@ -653,7 +664,7 @@ pub fn resource_type_of(table: &str) -> &'static str {
         .unwrap_or("Resource")
 }
 
-fn err(table: &str, e: impl std::fmt::Display) -> LakeError {
+pub(crate) fn err(table: &str, e: impl std::fmt::Display) -> LakeError {
     LakeError::Table {
         table: table.to_owned(),
         message: e.to_string(),

@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use deltalake::parquet::arrow::ArrowWriter;
-use deltalake::parquet::basic::Compression;
-use deltalake::parquet::file::properties::WriterProperties;
 use stratus_fhir::writer::AtomicFile;
 
 use crate::LakeError;
@@ -49,16 +47,13 @@ impl Sink for ParquetSink {
         std::fs::create_dir_all(&dir).map_err(|e| LakeError::io(&dir, e))?;
         let path = dir.join(format!("{table}.{n:03}.parquet"));
         let file = AtomicFile::create(&path)?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(WRITE_ROWS))
-            .build();
-        let fail = |e: &dyn std::fmt::Display| LakeError::Table {
-            table: table.to_owned(),
-            message: e.to_string(),
-        };
-        let mut w = ArrowWriter::try_new(file, Arc::clone(&plan.schema), Some(props))
-            .map_err(|e| fail(&e))?;
+        let fail = |e: &dyn std::fmt::Display| crate::delta::err(table, e);
+        let mut w = ArrowWriter::try_new(
+            file,
+            Arc::clone(&plan.schema),
+            Some(crate::delta::writer_properties()),
+        )
+        .map_err(|e| fail(&e))?;
         // A row group at a time, so that only one slice of the batch is ever Arrow.
         for slice in rows.chunks(WRITE_ROWS) {
             for b in DeltaSink::decode(table, &plan.schema, slice)? {

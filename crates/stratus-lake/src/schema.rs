@@ -67,10 +67,11 @@ impl Presence {
             return;
         }
         self.non_null = true;
-        self.add_value(item);
-        if key == "contained"
-            && let Some(t) = item.get("resourceType").and_then(|t| t.as_str())
-        {
+        // A contained resource's columns come from its type alone (`contained` reads
+        // `by_type`, never `kids`), so it is walked once, there.
+        if key != "contained" {
+            self.add_value(item);
+        } else if let Some(t) = item.get("resourceType").and_then(|t| t.as_str()) {
             self.by_type
                 .entry(t.to_owned())
                 .or_default()
