@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
-use stratus_fhir::elements::{Element, ElementType, elements_of};
+use stratus_fhir::elements::{ElementType, element};
 
 use crate::DeidError;
 
@@ -189,11 +189,9 @@ fn resolve(
     if let Some(p) = parent {
         let pf = resolve(p, raw, out, depth + 1)?;
         for (k, v) in &pf.map {
-            let mut v = v.clone(); // the parent's rule wins
-            v.list = None;
-            map.insert(k.clone(), v);
+            // The parent's rule wins, with the cardinality the element has here.
+            map.insert(k.clone(), field(name, k, v.action.clone()));
         }
-        mark_lists(&mut map, name);
     }
     let f = Arc::new(Fields { map });
     out.insert(name.to_owned(), Arc::clone(&f));
@@ -216,44 +214,35 @@ fn build(
                 None => nested.push((head.to_owned(), vec![(rest.to_owned(), a.clone())])),
             },
             None => {
-                let action = parse_action(a)?;
-                map.insert(k.clone(), Field { action, list: None });
+                map.insert(k.clone(), field(owner, k, parse_action(a)?));
             }
         }
     }
     for (head, sub) in nested {
         // The backbone's own R4 path, e.g. `Dosage.doseAndRate` under `Dosage`.
-        let path = match r4_element(owner, &head).map(|e| e.ty) {
+        let path = match element(owner, &head).map(|e| e.ty) {
             Some(ElementType::Complex(p)) => p.to_owned(),
             _ => format!("{owner}.{head}"),
         };
         let mut inner = build(&sub, backbone, &path)?;
         if let Some(b) = backbone {
             for (k, v) in &b.map {
-                inner.entry(k.clone()).or_insert_with(|| Field {
-                    action: v.action.clone(),
-                    list: None,
-                });
+                inner
+                    .entry(k.clone())
+                    .or_insert_with(|| field(&path, k, v.action.clone()));
             }
         }
-        mark_lists(&mut inner, &path);
         let action = Action::Backbone(Arc::new(Fields { map: inner }));
-        map.insert(head, Field { action, list: None });
+        map.insert(head.clone(), field(owner, &head, action));
     }
-    mark_lists(&mut map, owner);
     Ok(map)
 }
 
-fn r4_element(owner: &str, name: &str) -> Option<&'static Element> {
-    elements_of(owner)?.iter().find(|e| e.name == name)
-}
-
-/// Fills in [`Field::list`] from the R4 element table where it is still unknown.
-fn mark_lists(map: &mut HashMap<String, Field>, owner: &str) {
-    for (k, f) in map.iter_mut() {
-        if f.list.is_none() {
-            f.list = r4_element(owner, k).map(|e| e.is_list);
-        }
+/// An element of `owner` with its R4 cardinality, where the element table knows it.
+fn field(owner: &str, key: &str, action: Action) -> Field {
+    Field {
+        list: element(owner, key).map(|e| e.is_list),
+        action,
     }
 }
 

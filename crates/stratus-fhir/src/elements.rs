@@ -135,16 +135,17 @@ pub fn elements_of(owner: &str) -> Option<&'static [Element]> {
     table().owners.get(owner).map(Vec::as_slice)
 }
 
+/// One element of a resource, datatype or backbone path, by its JSON name.
+pub fn element(owner: &str, name: &str) -> Option<&'static Element> {
+    elements_of(owner)?.iter().find(|e| e.name == name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn element(owner: &str, name: &str) -> Element {
-        *elements_of(owner)
-            .unwrap_or_else(|| panic!("no {owner}"))
-            .iter()
-            .find(|e| e.name == name)
-            .unwrap_or_else(|| panic!("no {owner}.{name}"))
+        *super::element(owner, name).unwrap_or_else(|| panic!("no {owner}.{name}"))
     }
 
     #[test]

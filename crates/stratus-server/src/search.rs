@@ -122,9 +122,7 @@ pub fn params_for(rtype: &str) -> Vec<ParamDef> {
             doc: "meta.lastUpdated, with prefixes gt, ge, lt, le, eq, ne, sa, eb",
         },
     ];
-    let has = |name: &str| {
-        elements::elements_of(rtype).is_some_and(|els| els.iter().any(|e| e.name == name))
-    };
+    let has = |name: &str| elements::element(rtype, name).is_some();
     let compartment = has("subject") || has("patient") || has("beneficiary");
     if compartment && rtype != "Patient" {
         out.push(ParamDef {
