@@ -2,7 +2,7 @@
 //! summary with what was left out and why.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -112,14 +112,20 @@ pub struct EtlArgs {
 }
 
 /// Runs a bulk export of the tasks' types into a folder, for `stratus etl URL ...`.
-fn export_first(a: &EtlArgs, url: &str, quiet: bool) -> anyhow::Result<PathBuf> {
-    use stratus_bulk::{ExportSpec, Level, Options, Progress};
-    let dir = a.export_to.clone().unwrap_or_else(|| {
+/// Where the export of a URL INPUT goes: `--export-to`, or a scratch folder named after the
+/// URL and group, so that a rerun resumes the same export.
+fn export_dir(a: &EtlArgs, url: &str) -> PathBuf {
+    a.export_to.clone().unwrap_or_else(|| {
         crate::commands::bulk::temp_dir_for(
             "stratus-etl-export",
             url.bytes().chain(a.group.iter().flat_map(|g| g.bytes())),
         )
-    });
+    })
+}
+
+/// Exports `url` into `dir` (see [`export_dir`]).
+fn export_first(a: &EtlArgs, url: &str, dir: &Path, quiet: bool) -> anyhow::Result<()> {
+    use stratus_bulk::{ExportSpec, Level, Options, Progress};
     let tasks =
         stratus_etl::tasks::select(&a.task, &a.exclude_resources).map_err(anyhow::Error::msg)?;
     let mut types: Vec<String> = tasks.iter().map(|(_, t)| (*t).to_owned()).collect();
@@ -140,7 +146,7 @@ fn export_first(a: &EtlArgs, url: &str, quiet: bool) -> anyhow::Result<PathBuf> 
         stratus_http::HttpConfig::default(),
     )?;
     let opts = Options {
-        out: Some(dir.clone()),
+        out: Some(dir.to_path_buf()),
         resume_url: a.resume.clone(),
         ..Options::default()
     };
@@ -161,7 +167,7 @@ fn export_first(a: &EtlArgs, url: &str, quiet: bool) -> anyhow::Result<PathBuf> 
             summary.transaction_time
         );
     }
-    Ok(dir)
+    Ok(())
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -231,19 +237,15 @@ pub fn run(a: &EtlArgs, quiet: bool) -> anyhow::Result<Outcome> {
              is kept, as cumulus-etl keeps it without --philter (its default); see docs/etl.md"
         );
     }
-    let input_text = input.to_string_lossy().into_owned();
-    let exported;
-    let input = if input_text.starts_with("http://") || input_text.starts_with("https://") {
-        exported = export_first(a, &input_text, quiet)?;
-        &exported
-    } else {
-        input
-    };
     if a.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    let ndjson = a.output_format == "ndjson";
-    let files = ndjson || a.output_format == "parquet";
+    // Every check on the arguments comes before an export that may take hours.
+    let input_text = input.to_string_lossy().into_owned();
+    let url = input_text.starts_with("http://") || input_text.starts_with("https://");
+    let export_to = url.then(|| export_dir(a, &input_text));
+    let input = export_to.as_ref().unwrap_or(input);
+    let files = matches!(a.output_format.as_str(), "ndjson" | "parquet");
     let unfinished = std::fs::read(output.join(stratus_etl::pipeline::RUN_FILE))
         .ok()
         .and_then(|b| stratus_etl::pipeline::unfinished_run(&b, input))
@@ -260,6 +262,9 @@ pub fn run(a: &EtlArgs, quiet: bool) -> anyhow::Result<Outcome> {
         && std::fs::read_dir(e)?.next().is_some()
     {
         bail!("--errors-to {}: the folder must be empty", e.display());
+    }
+    if let Some(dir) = &export_to {
+        export_first(a, &input_text, dir, quiet)?;
     }
     let opts = EtlOptions {
         input: input.clone(),
