@@ -444,6 +444,13 @@ async fn crawl_phase(
         policy: opts.policy,
         workers: opts.workers,
     };
+    let crawl = Crawl {
+        client,
+        work,
+        copts: &copts,
+        progress,
+        stop,
+    };
     let time_mode = since_mode.unwrap_or(SinceMode::Updated);
     let job_for = |t: &str| TypeJob {
         resource_type: t.to_owned(),
@@ -465,14 +472,8 @@ async fn crawl_phase(
             system: opts.id_system.clone(),
         };
         let job = job_for("Patient");
-        let run = Crawl {
-            client,
-            work,
-            copts: &copts,
-            progress,
-            stop,
-        };
-        run.jobs(std::slice::from_ref(&job), &keys, meta, report)
+        crawl
+            .jobs(std::slice::from_ref(&job), &keys, meta, report)
             .await?;
         patients_fetched_now = true;
         touch(work, meta)?;
@@ -559,14 +560,7 @@ async fn crawl_phase(
             ids.len()
         ));
         let keys = Keys::Patients { ids, full_history };
-        let run = Crawl {
-            client,
-            work,
-            copts: &copts,
-            progress,
-            stop,
-        };
-        run.jobs(&jobs, &keys, meta, report).await?;
+        crawl.jobs(&jobs, &keys, meta, report).await?;
     }
     touch(work, meta)?;
 
