@@ -112,8 +112,13 @@ pub struct Progress {
 }
 
 impl Progress {
-    fn set_phase(&self, p: impl Into<String>) {
+    pub fn set_phase(&self, p: impl Into<String>) {
         *self.phase.lock().unwrap_or_else(|e| e.into_inner()) = p.into();
+    }
+
+    /// The current phase: "kick-off", "waiting for the server", "downloading", ...
+    pub fn phase_text(&self) -> String {
+        self.phase.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

@@ -2,12 +2,11 @@
 //! assertion) and dynamic registration of a public JWKS. The checks themselves live in
 //! `stratus_smart::server`; this module speaks HTTP for them.
 
-use std::collections::HashMap;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use stratus_smart::endpoint;
 use stratus_smart::scope::Scopes;
 use stratus_smart::server::OAuthError;
 
@@ -72,18 +71,14 @@ pub async fn token(State(state): State<Shared>, headers: HeaderMap, body: Body) 
             "this server runs without authorization (--open): no token is needed",
         );
     };
-    if !content_type(&headers).starts_with("application/x-www-form-urlencoded") {
-        return simple_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "the token request must be application/x-www-form-urlencoded",
-        );
-    }
     let bytes = match read_body(&state, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let form: HashMap<String, String> = url::form_urlencoded::parse(&bytes).into_owned().collect();
+    let form = match endpoint::token_form(&content_type(&headers), &bytes) {
+        Ok(f) => f,
+        Err(e) => return oauth_error(&e),
+    };
     let now = stratus_smart::server::now_unix();
     match tokio::task::spawn_blocking(move || auth.token(&form, now)).await {
         Ok(Ok(t)) => {
@@ -126,41 +121,17 @@ pub async fn register(State(state): State<Shared>, headers: HeaderMap, body: Bod
         Ok(b) => b,
         Err(r) => return r,
     };
-    let ct = content_type(&headers);
-    let (jwks, scope) = if ct.starts_with("application/x-www-form-urlencoded") {
-        let form: HashMap<String, String> =
-            url::form_urlencoded::parse(&bytes).into_owned().collect();
-        if form.contains_key("jwks_url") || form.contains_key("jwks_uri") {
-            return jwks_uri_refused();
-        }
-        let Some(text) = form.get("jwks") else {
-            return metadata_error("the form has no jwks field");
-        };
-        match serde_json::from_str::<serde_json::Value>(text) {
-            Ok(v) => (v, form.get("scope").cloned()),
-            Err(e) => return metadata_error(format!("jwks is not JSON: {e}")),
-        }
-    } else {
-        let v: serde_json::Value = match serde_json::from_slice(&bytes) {
-            Ok(v) => v,
-            Err(e) => return metadata_error(format!("the body is not JSON: {e}")),
-        };
-        if v.get("jwks_uri").is_some() {
-            return jwks_uri_refused();
-        }
-        let jwks = match v.get("jwks") {
-            Some(serde_json::Value::String(s)) => match serde_json::from_str(s) {
-                Ok(j) => j,
-                Err(e) => return metadata_error(format!("jwks is not JSON: {e}")),
-            },
-            Some(j) => j.clone(),
-            None => return metadata_error("the body has no jwks member"),
-        };
-        (
-            jwks,
-            v.get("scope").and_then(|s| s.as_str()).map(str::to_owned),
-        )
+    let reg = match endpoint::registration(&content_type(&headers), &bytes) {
+        Ok(r) => r,
+        Err(e) => return oauth_error(&e),
     };
+    if reg.jwks_uri.is_some() {
+        return jwks_uri_refused();
+    }
+    let Some(jwks) = reg.jwks else {
+        return metadata_error("the request has no jwks");
+    };
+    let scope = reg.scope;
     let allowed = match scope.as_deref().map(Scopes::parse) {
         None => Scopes::all_read(),
         Some(Ok(s)) => s,
@@ -191,9 +162,5 @@ fn jwks_uri_refused() -> Response {
 }
 
 fn metadata_error(description: impl Into<String>) -> Response {
-    simple_error(
-        StatusCode::BAD_REQUEST,
-        "invalid_client_metadata",
-        description,
-    )
+    oauth_error(&endpoint::metadata_error(description))
 }

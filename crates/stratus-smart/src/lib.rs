@@ -6,6 +6,8 @@
 
 /// Client assertions (RFC 7523) for the token request.
 pub mod assertion;
+/// The token and registration request bodies every Stratus server reads alike.
+pub mod endpoint;
 /// Key pairs: generate, load from JWKS/JWK/PEM, export as JWKS.
 pub mod keys;
 /// SMART scopes, v1 (`system/*.read`) and v2 (`system/*.rs`).

@@ -294,6 +294,36 @@ impl AuthServer {
         Ok(id)
     }
 
+    /// Every registered client as `{id: {"jwks": {...}, "scope": "..."}}` (public keys
+    /// only), for a server that keeps its registrations across restarts.
+    pub fn clients_json(&self) -> Value {
+        let clients = self.clients.read().unwrap_or_else(|p| p.into_inner());
+        let mut out = serde_json::Map::new();
+        for (id, c) in clients.iter() {
+            out.insert(
+                id.clone(),
+                json!({"jwks": {"keys": c.keys}, "scope": c.allowed.to_string()}),
+            );
+        }
+        Value::Object(out)
+    }
+
+    /// Registers every client of a [`clients_json`](Self::clients_json) value again.
+    pub fn restore_clients(&self, saved: &Value) -> Result<usize, RegisterError> {
+        let Some(map) = saved.as_object() else {
+            return Err(RegisterError::BadJwks(
+                "the saved clients are not an object".into(),
+            ));
+        };
+        for (id, c) in map {
+            let scope = c.get("scope").and_then(Value::as_str).unwrap_or_default();
+            let allowed = Scopes::parse(scope)
+                .map_err(|e| RegisterError::BadJwks(format!("client {id}: {e}")))?;
+            self.register(id, c.get("jwks").unwrap_or(&Value::Null), allowed)?;
+        }
+        Ok(map.len())
+    }
+
     pub fn client_count(&self) -> usize {
         self.clients.read().unwrap_or_else(|p| p.into_inner()).len()
     }
