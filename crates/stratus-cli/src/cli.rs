@@ -54,6 +54,24 @@ pub enum Command {
     /// Make and inspect the keys a SMART Backend Services client signs with.
     #[command(subcommand)]
     Keys(crate::commands::keys::KeysCommand),
+    /// Bulk Data Import (ping and pull): run a data consumer, or ping one as a provider.
+    #[command(subcommand)]
+    Import(crate::commands::import::ImportCommand),
+    /// Put SMART Backend Services in front of an open FHIR server.
+    ///
+    /// Serves discovery (/fhir/.well-known/smart-configuration, and the oauth-uris
+    /// extension in /fhir/metadata), registration (/auth/register, a JWKS by value or by
+    /// URL) and a token endpoint (/auth/token, RS384/ES384 assertions, every SMART check),
+    /// then forwards every /fhir request with a valid token to the upstream, streaming
+    /// bodies both ways. Scopes are enforced per resource type (and per _type of an
+    /// $export). Content-Location, Location and every URL in export manifests and Bundles
+    /// are rewritten to go through the proxy, with requiresAccessToken: true, so that
+    /// status polls and downloads need the token too.
+    ///
+    /// Example: stratus serve --data ../shared/data/synthea-r4-100 --open --port 9444 &
+    ///          stratus proxy --upstream http://127.0.0.1:9444/fhir --port 9446 --state proxy-state
+    #[command(verbatim_doc_comment)]
+    Proxy(Box<crate::commands::proxy::ProxyArgs>),
     /// Serve a folder of FHIR NDJSON as a Bulk Data + FHIR REST server with SMART auth.
     ///
     /// A local stand-in for an EHR to rehearse exports and crawls against, and the test bed

@@ -24,7 +24,12 @@ fn main() -> ExitCode {
             return exit::Outcome::Failure.into();
         }
     };
-    let serving = matches!(cli.command, cli::Command::Serve(_));
+    let serving = matches!(
+        cli.command,
+        cli::Command::Serve(_)
+            | cli::Command::Proxy(_)
+            | cli::Command::Import(commands::import::ImportCommand::Server(_))
+    );
     init_tracing(cli.global.verbose, cli.global.quiet, serving);
     if let Some(threads) = cli.global.threads {
         // Only fails if a pool was already built, which cannot happen this early.

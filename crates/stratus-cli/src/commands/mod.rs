@@ -4,8 +4,10 @@ pub mod bulk;
 mod demo;
 pub mod etl;
 pub mod export;
+pub mod import;
 pub mod keys;
 mod ndjson;
+pub mod proxy;
 mod serve;
 mod synth;
 
@@ -20,6 +22,8 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Synth(SynthCommand::Multiply(args)) => synth::multiply(&args, quiet),
         Command::Ndjson(NdjsonCommand::Stats(args)) => ndjson::stats(&args, quiet),
         Command::Keys(cmd) => keys::run(&cmd),
+        Command::Import(cmd) => import::run(&cmd, quiet),
+        Command::Proxy(args) => proxy::run(&args, quiet),
         Command::Serve(args) => serve::run(&args, quiet),
         Command::Bulk(args) => bulk::run(&args, quiet),
         Command::Export(args) => export::export(&args, quiet),
