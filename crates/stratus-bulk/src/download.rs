@@ -359,6 +359,17 @@ pub fn dest_name(
     compression: Compression,
 ) -> PathBuf {
     let suffix = compression.suffix();
+    // The type comes from the server's manifest: anything but a plain type name (a path,
+    // `..`) would put the file outside the export folder.
+    let rtype = if !rtype.is_empty()
+        && rtype.len() <= 64
+        && rtype.starts_with(|c: char| c.is_ascii_uppercase())
+        && rtype.chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        rtype
+    } else {
+        "output"
+    };
     let name = if standard {
         format!("{n}.{rtype}{suffix}")
     } else {
@@ -368,5 +379,23 @@ pub fn dest_name(
         Kind::Output => PathBuf::from(name),
         Kind::Deleted => Path::new("deleted").join(name),
         Kind::Error => Path::new("error").join(name),
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_type_cannot_leave_the_export_folder() {
+        let c = Compression::None;
+        assert_eq!(
+            dest_name(Kind::Output, "Patient", 1, false, c),
+            PathBuf::from("Patient.001.ndjson")
+        );
+        for bad in ["../../etc/x", "/tmp/x", "", "patient", "Pa/tient"] {
+            let p = dest_name(Kind::Error, bad, 2, false, c);
+            assert_eq!(p, Path::new("error").join("output.002.ndjson"), "{bad}");
+        }
     }
 }

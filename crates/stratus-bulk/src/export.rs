@@ -78,6 +78,10 @@ pub struct Options {
     /// `http(s)://` URL (a PUT per file) or `s3://bucket/prefix`; `out` is then the local
     /// staging folder.
     pub upload: Option<String>,
+    /// Only fetch files whose URL is on one of these origins (`scheme://host[:port]`);
+    /// empty: any. For a client acting on someone else's word (the import consumer), so
+    /// that a manifest cannot send it, with its token, to any address.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Options {
@@ -96,6 +100,7 @@ impl Default for Options {
             attempts: 5,
             inline: None,
             upload: None,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -141,6 +146,16 @@ pub struct Summary {
     /// Attachments inlined, and those that could not be.
     pub attachments: u64,
     pub attachment_failures: Vec<String>,
+}
+
+/// `scheme://host[:port]` of a URL (the port only when it is not the scheme's default).
+pub fn origin_of(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    let host = u.host_str()?;
+    Some(match u.port() {
+        Some(p) => format!("{}://{host}:{p}", u.scheme()),
+        None => format!("{}://{host}", u.scheme()),
+    })
 }
 
 /// A name unique within this process, for scratch files.
@@ -271,6 +286,19 @@ pub async fn run(
                     continue;
                 };
                 let url = client.resolve(url);
+                if !opts.allowed_origins.is_empty() {
+                    let origin = origin_of(&url);
+                    if !opts
+                        .allowed_origins
+                        .iter()
+                        .any(|o| Some(o.as_str()) == origin.as_deref())
+                    {
+                        return Err(BulkError::State(format!(
+                            "the manifest lists {url}, which is not on an allowed origin ({})",
+                            opts.allowed_origins.join(", ")
+                        )));
+                    }
+                }
                 let rtype = entry.get("type").and_then(Value::as_str).map(str::to_owned);
                 let name = match state.files.get(&url) {
                     Some(done) => PathBuf::from(&done.dest),

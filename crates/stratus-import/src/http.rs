@@ -313,6 +313,28 @@ async fn register(State(s): State<SharedState>, headers: HeaderMap, body: Body) 
         Ok(r) => r,
         Err(e) => return oauth_error(&e),
     };
+    if let Some(secret) = &s.config.registration_secret {
+        let given = reg
+            .fields
+            .get("registration_secret")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        // Compared in full whatever the first difference, so timing tells nothing.
+        let same = given.len() == secret.len()
+            && given
+                .bytes()
+                .zip(secret.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !same {
+            return oauth_error(&OAuthError {
+                status: 403,
+                error: "access_denied",
+                description: "this consumer needs its registration secret to register a provider"
+                    .into(),
+            });
+        }
+    }
     let jwks = match (&reg.jwks, &reg.jwks_uri) {
         (Some(j), _) => j.clone(),
         (None, Some(u)) => match fetch_jwks(u).await {

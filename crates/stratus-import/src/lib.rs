@@ -75,6 +75,9 @@ pub struct ImportConfig {
     pub job_ttl: Duration,
     /// Whether `POST /auth/register` takes new providers.
     pub registration: bool,
+    /// When set, a registration must carry it (`registration_secret`): whoever may
+    /// register decides which hosts the consumer pulls from and signs assertions for.
+    pub registration_secret: Option<String>,
     /// Downloads at once within one job.
     pub parallel: usize,
     pub max_body_bytes: usize,
@@ -94,6 +97,7 @@ impl ImportConfig {
             max_jobs: 8,
             job_ttl: Duration::from_secs(24 * 3600),
             registration: true,
+            registration_secret: None,
             parallel: 4,
             max_body_bytes: 1 << 20,
         }

@@ -70,6 +70,8 @@ Each side is a SMART Backend Services client of the other, so registering needs 
 <textarea id="provider_base_url" name="provider_base_url" style="min-height:3rem" placeholder="https://ehr.example.org/fhir"></textarea>
 <label>The provider's token endpoint <span class="hint">optional: empty to discover it from the base, <code>none</code> for a provider that wants no token</span></label>
 <input type="text" id="token_endpoint" name="token_endpoint">
+<label>Registration secret <span class="hint">if this consumer was started with one</span></label>
+<input type="password" id="registration_secret" name="registration_secret" autocomplete="off">
 <button type="submit" id="submit">Register</button>
 </form>
 <div id="out" hidden></div>
@@ -98,6 +100,8 @@ document.getElementById('register').addEventListener('submit', async (ev) => {{
   const uri = document.getElementById('jwks_uri').value.trim();
   const token = document.getElementById('token_endpoint').value.trim();
   if (token) body.token_endpoint = token;
+  const secret = document.getElementById('registration_secret').value;
+  if (secret) body.registration_secret = secret;
   try {{
     if (jwks) body.jwks = wrapJwks(jwks); else if (uri) body.jwks_uri = uri;
   }} catch (e) {{ return show('The keys are not JSON: ' + e.message, true); }}

@@ -144,6 +144,17 @@ pub fn parse(body: &Value, lenient: bool) -> Result<ImportRequest, ParamError> {
             "exportUrl '{export_url}' must be an http(s) URL"
         )));
     }
+    // The URL is compared with the registered bases as written, so it must not be able to
+    // climb out of them once a client normalises it (`/tenantA/fhir/../../tenantB`).
+    let raw_path = export_url.split(['?', '#']).next().unwrap_or_default();
+    if raw_path.split('/').any(|seg| {
+        let l = seg.to_ascii_lowercase();
+        l == "." || l == ".." || l.contains("%2e") || l.contains(';') || l.contains('\\')
+    }) {
+        return Err(err(format!(
+            "exportUrl '{export_url}' has '.', '..' or ';' path segments"
+        )));
+    }
     let export_type = match export_type.as_deref() {
         None | Some("dynamic") => ExportType::Dynamic,
         Some("static") => ExportType::Static,
@@ -335,6 +346,18 @@ mod tests {
             Some(("http://e/fhir".into(), Level::Group("g1".into())))
         );
         assert_eq!(split_kickoff("http://e/fhir/Patient"), None);
+    }
+
+    #[test]
+    fn dot_segments_cannot_climb_out_of_a_base() {
+        for bad in [
+            "http://e/a/fhir/../../b/fhir/$export",
+            "http://e/a/fhir/%2E%2E/b/$export",
+            "http://e/a/fhir/..;/b/$export",
+        ] {
+            let b = body(json!([{"name": "exportUrl", "valueUrl": bad}]));
+            assert!(parse(&b, false).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -54,26 +54,82 @@ fn update(shared: &Shared, id: &str, f: impl FnOnce(&mut JobState)) -> Result<()
 
 /// The bulk client for a provider, signing as the consumer with the client id that
 /// provider gave it.
-pub(crate) fn provider_client(
+pub(crate) async fn provider_client(
     shared: &Shared,
     provider: &Provider,
     base: &str,
 ) -> Result<Client, String> {
     let auth = match provider.token_endpoint.as_deref() {
         Some("none") => Auth::None,
-        t => Auth::Smart(Box::new(SmartClient::new(
-            provider.consumer_client_id.clone(),
-            shared.key.clone(),
-            None,
-            t.map(str::to_owned),
-        ))),
+        given => {
+            let token_url = match given {
+                Some(t) => t.to_owned(),
+                None => discover_token_url(provider, base).await?,
+            };
+            Auth::Smart(Box::new(SmartClient::new(
+                provider.consumer_client_id.clone(),
+                shared.key.clone(),
+                None,
+                Some(token_url),
+            )))
+        }
     };
     Client::new(base, auth, HttpConfig::default()).map_err(|e| e.to_string())
 }
 
-fn options(shared: &Shared, st: &JobState, data: &Path) -> Options {
+/// The token endpoint from the provider's `.well-known/smart-configuration`, accepted only
+/// on the origin of one of its registered bases: a discovery document names where the
+/// consumer sends a signed assertion, and one on a registered base's host must not be
+/// able to point it at another provider's token endpoint. A provider whose token endpoint
+/// lives elsewhere registers it explicitly.
+async fn discover_token_url(provider: &Provider, base: &str) -> Result<String, String> {
+    let url = format!("{base}/.well-known/smart-configuration");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let doc: Value = http
+        .get(&url)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| format!("{url}: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("{url}: not JSON: {e}"))?;
+    let token = doc
+        .get("token_endpoint")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("{url} names no token_endpoint"))?;
+    let origins = origins(provider);
+    match stratus_bulk::export::origin_of(token) {
+        Some(o) if origins.contains(&o) => Ok(token.to_owned()),
+        _ => Err(format!(
+            "{url} names the token endpoint {token}, which is not on the provider's origin \
+             ({}); register the token_endpoint explicitly if that is right",
+            origins.join(", ")
+        )),
+    }
+}
+
+/// The origins of a provider's registered bases: the only places its pull may fetch from.
+fn origins(provider: &Provider) -> Vec<String> {
+    let mut o: Vec<String> = provider
+        .bases
+        .iter()
+        .filter_map(|b| stratus_bulk::export::origin_of(b))
+        .collect();
+    o.sort();
+    o.dedup();
+    o
+}
+
+fn options(shared: &Shared, st: &JobState, provider: &Provider, data: &Path) -> Options {
     let is_static = st.export_type == ExportType::Static;
     Options {
+        allowed_origins: origins(provider),
         out: Some(data.to_path_buf()),
         parallel: shared.config.parallel,
         // A static manifest is no job of the provider's to delete; a dynamic export is
@@ -82,6 +138,32 @@ fn options(shared: &Shared, st: &JobState, data: &Path) -> Options {
         // A static manifest is read like the status URL of a finished export.
         resume_url: is_static.then(|| st.export_url.clone()),
         ..Options::default()
+    }
+}
+
+/// The bulk client's run, resumed up to [`ROUNDS`] times when files fail.
+async fn pull(
+    shared: &Shared,
+    st: &JobState,
+    provider: &Provider,
+    opts: &Options,
+    progress: Arc<stratus_bulk::Progress>,
+) -> Result<stratus_bulk::Summary, String> {
+    let client = provider_client(shared, provider, &st.provider_base).await?;
+    let mut round = 1;
+    loop {
+        match stratus_bulk::run(&client, &st.spec, opts, progress.clone()).await {
+            Ok(s) => return Ok(s),
+            Err(BulkError::Failed { count, first }) if round < ROUNDS => {
+                tracing::warn!(
+                    "import {}: {count} files failed (first: {first}); resuming the pull",
+                    st.id
+                );
+                round += 1;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => return Err(format!("the pull from the provider failed: {e}")),
+        }
     }
 }
 
@@ -94,21 +176,16 @@ async fn run(shared: &Shared, id: &str) -> Result<(), String> {
             .registry
             .provider(&st.client_id)
             .ok_or("the client that started this job is no longer registered")?;
-        let client = provider_client(shared, &provider, &st.provider_base)?;
-        let opts = options(shared, &st, &data);
-        let mut round = 1;
-        let summary = loop {
-            match stratus_bulk::run(&client, &st.spec, &opts, progress.clone()).await {
-                Ok(s) => break s,
-                Err(BulkError::Failed { count, first }) if round < ROUNDS => {
-                    tracing::warn!(
-                        "import {id}: {count} files failed (first: {first}); resuming the pull"
-                    );
-                    round += 1;
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                }
-                Err(e) => return Err(format!("the pull from the provider failed: {e}")),
-            }
+        let opts = options(shared, &st, &provider, &data);
+        let summary = match stratus_bulk::state::State::load(&data) {
+            // Stopped after the pull was complete but before the job moved on: the files
+            // are all here, and the bulk client would refuse to run the same export again.
+            Ok(Some(done)) if done.complete => stratus_bulk::Summary {
+                files: done.files.len() as u64,
+                resources: done.files.values().map(|f| f.resources).sum(),
+                ..Default::default()
+            },
+            _ => pull(shared, &st, &provider, &opts, progress.clone()).await?,
         };
         let mut lines = Vec::new();
         for (t, n) in &summary.resources_by_type {
@@ -158,6 +235,10 @@ async fn run(shared: &Shared, id: &str) -> Result<(), String> {
 }
 
 fn finish(shared: &Shared, id: &str, result: Result<(), String>) {
+    if !shared.jobs().contains_key(id) {
+        // Cancelled meanwhile: its folder is gone and must not be made again.
+        return;
+    }
     match result {
         Ok(()) => tracing::info!("import {id} complete"),
         Err(e) => {
@@ -213,40 +294,10 @@ async fn deliver(store: &Store, id: &str, data: &Path) -> Result<(), String> {
             Ok(())
         }
         Store::Folder(root) => {
-            let dest = root.join(id);
-            if !data.exists() {
-                // Moved before a restart.
-                return if dest.exists() {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "the files of job {id} are gone from {}",
-                        data.display()
-                    ))
-                };
-            }
-            if dest.exists() {
-                // A copy cut short by a crash: start it over.
-                std::fs::remove_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
-            }
-            if std::fs::rename(data, &dest).is_ok() {
-                return Ok(());
-            }
-            // Another file system: copy into a temporary name, rename, then drop the source.
-            let tmp = root.join(format!(".{id}.partial"));
-            let _ = std::fs::remove_dir_all(&tmp);
-            for rel in files_under(data) {
-                let to = tmp.join(&rel);
-                if let Some(parent) = to.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| format!("{}: {e}", parent.display()))?;
-                }
-                std::fs::copy(data.join(&rel), &to)
-                    .map_err(|e| format!("{}: {e}", to.display()))?;
-            }
-            std::fs::rename(&tmp, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
-            let _ = std::fs::remove_dir_all(data);
-            Ok(())
+            let (root, id, data) = (root.clone(), id.to_owned(), data.to_path_buf());
+            tokio::task::spawn_blocking(move || deliver_to_folder(&root, &id, &data))
+                .await
+                .map_err(|e| e.to_string())?
         }
         Store::S3(url) => {
             if !data.exists() {
@@ -260,6 +311,44 @@ async fn deliver(store: &Store, id: &str, data: &Path) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// Moves (or, across file systems, copies) the job's files to `root/id`. The destination
+/// only ever appears by a rename of a complete folder, so if it exists it is complete.
+fn deliver_to_folder(root: &Path, id: &str, data: &Path) -> Result<(), String> {
+    let dest = root.join(id);
+    if dest.exists() {
+        let _ = std::fs::remove_dir_all(data);
+        return Ok(());
+    }
+    if !data.exists() {
+        return Err(format!(
+            "the files of job {id} are gone from {}",
+            data.display()
+        ));
+    }
+    if std::fs::rename(data, &dest).is_ok() {
+        return Ok(());
+    }
+    // Another file system: copy into a temporary name, rename, then drop the source.
+    let tmp = root.join(format!(".{id}.partial"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let copied = files_under(data).into_iter().try_for_each(|rel| {
+        let to = tmp.join(&rel);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::copy(data.join(&rel), &to)
+            .map(|_| ())
+            .map_err(|e| format!("{}: {e}", to.display()))
+    });
+    if let Err(e) = copied {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    let _ = std::fs::remove_dir_all(data);
+    Ok(())
 }
 
 /// Cancels a job: stops its task, asks the provider to delete a running dynamic export,
@@ -276,12 +365,12 @@ pub(crate) async fn cancel(shared: &Shared, id: &str) {
     if st.status == Status::Running
         && st.export_type == ExportType::Dynamic
         && let Some(provider) = shared.registry.provider(&st.client_id)
-        && let Ok(client) = provider_client(shared, &provider, &st.provider_base)
+        && let Ok(client) = provider_client(shared, &provider, &st.provider_base).await
     {
         let data = JobState::data_dir(state_dir, id);
         let opts = Options {
             cancel: true,
-            ..options(shared, &st, &data)
+            ..options(shared, &st, &provider, &data)
         };
         let progress = Arc::new(stratus_bulk::Progress::default());
         match tokio::time::timeout(

@@ -369,6 +369,36 @@ fn bad_kickoffs_get_a_clear_operation_outcome() {
 }
 
 #[test]
+fn a_registration_secret_guards_registration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = ImportConfig::new(Store::Discard, tmp.path().join("state"));
+    c.port = 0;
+    c.registration_secret = Some("s3cret".into());
+    let consumer = stratus_import::start(c).unwrap();
+    let key = SigningKey::generate(Alg::Es384, 2048).unwrap();
+    let http = reqwest::blocking::Client::new();
+    let reg = |secret: Option<&str>| {
+        let mut body = json!({
+            "jwks": key.public_jwks(),
+            "consumer_client_id": "x",
+            "provider_base_url": "https://ehr.example.org/fhir",
+        });
+        if let Some(s) = secret {
+            body["registration_secret"] = json!(s);
+        }
+        http.post(format!("{}/auth/register", consumer.url))
+            .json(&body)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(reg(None), 403);
+    assert_eq!(reg(Some("s3cre")), 403);
+    assert_eq!(reg(Some("s3cret")), 201);
+}
+
+#[test]
 fn a_provider_over_its_job_limit_gets_429() {
     let faults = stratus_server::Faults {
         slow_bytes_per_sec: Some(20_000),

@@ -70,6 +70,11 @@ pub fn segments(suffix: &str) -> Result<Vec<String>, String> {
         if decoded == "." || decoded == ".." {
             return Err("the path has a '.' or '..' segment".into());
         }
+        // Servlet containers (HAPI on Tomcat or Jetty) drop `;params` from a segment, so
+        // `..;` would climb out of the path the scope check saw.
+        if decoded.contains(';') {
+            return Err(format!("the path segment '{raw}' holds a ';'"));
+        }
         out.push(decoded);
     }
     Ok(out)

@@ -133,9 +133,14 @@ pub async fn register(State(st): State<Shared>, headers: HeaderMap, body: Body) 
         },
         (None, None) => return metadata_error("the request has neither jwks nor jwks_uri"),
     };
+    // The configured scope is a ceiling: a registration may ask for less, never more
+    // (else anyone could register itself write access to the open upstream).
     let allowed = match reg.scope.as_deref().map(Scopes::parse) {
         None => st.default_scope.clone(),
-        Some(Ok(s)) => s,
+        Some(Ok(s)) => match st.default_scope.grant(&s) {
+            Ok(g) => g,
+            Err(e) => return metadata_error(e.to_string()),
+        },
         Some(Err(e)) => return metadata_error(e.to_string()),
     };
     let client_id = match st.auth.register_new(&jwks, allowed.clone()) {

@@ -29,7 +29,8 @@ pub struct ProxyConfig {
     pub optional_auth: bool,
     /// Whether `POST /auth/register` accepts new clients.
     pub registration: bool,
-    /// Scopes a registered client may be granted when its registration asks for none.
+    /// The most a registered client may be granted (a registration may ask for less, never
+    /// more), and what it gets when its registration asks for nothing.
     pub default_scope: String,
     /// Largest request body the proxy reads itself: token and registration requests,
     /// `$export` kick-offs and `_search` forms (forwarded bodies otherwise stream).

@@ -438,6 +438,16 @@ fn registration_takes_forms_defaults_and_jwks_uris() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
+    // The configured scope is a ceiling: asking for write access gets read access only.
+    let key3 = SigningKey::generate(Alg::Es384, 2048).unwrap();
+    let r = c
+        .post(&p.register_url)
+        .json(&json!({"jwks": key3.public_jwks(), "scope": "system/*.cruds"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(json_of(r)["scope"], "system/*.rs");
+
     // A jwks_uri is fetched once, at registration.
     let key2 = es384();
     let jwks_url = serve_once(key2.public_jwks().to_string());

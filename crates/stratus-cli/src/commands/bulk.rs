@@ -329,6 +329,7 @@ pub fn run(a: &BulkArgs, quiet: bool) -> anyhow::Result<Outcome> {
         max_poll_interval: a.max_wait.min(Duration::from_secs(60)),
         attempts: a.retries.max(1),
         upload: upload.clone(),
+        allowed_origins: Vec::new(),
         inline: (a.inline || a.pdf_to_text || !a.inline_types.is_empty())
             .then(|| inline_options(&a.inline_types, a.pdf_to_text, a.inline_max_size)),
     };

@@ -110,6 +110,16 @@ pub struct ServerArgs {
     /// Refuse new registrations (the ones in --state keep working).
     #[arg(long)]
     pub no_registration: bool,
+    /// Registrations must carry this secret (the page has a field for it). Whoever can
+    /// register decides which hosts this consumer pulls from: set one on any network you
+    /// do not fully trust.
+    #[arg(
+        long,
+        env = "STRATUS_IMPORT_REGISTRATION_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub registration_secret: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +142,14 @@ pub struct RegisterArgs {
     /// The provider's token endpoint when it is not discoverable, or none.
     #[arg(long, value_name = "URL|none")]
     pub token_endpoint: Option<String>,
+    /// The consumer's registration secret, if it has one.
+    #[arg(
+        long,
+        env = "STRATUS_IMPORT_REGISTRATION_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub registration_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -236,6 +254,7 @@ fn server(a: &ServerArgs, quiet: bool) -> anyhow::Result<Outcome> {
     c.token_lifetime = a.token_lifetime;
     c.parallel = a.parallel.max(1);
     c.registration = !a.no_registration;
+    c.registration_secret = a.registration_secret.clone();
     let consumer = stratus_import::start(c).with_context(|| {
         format!(
             "cannot start the import consumer (state {})",
@@ -294,6 +313,9 @@ async fn register(a: &RegisterArgs) -> anyhow::Result<Outcome> {
     }
     if let Some(t) = &a.token_endpoint {
         body["token_endpoint"] = json!(t);
+    }
+    if let Some(secret) = &a.registration_secret {
+        body["registration_secret"] = json!(secret);
     }
     let url = format!("{}/auth/register", a.consumer.trim_end_matches('/'));
     let resp = reqwest::Client::new()

@@ -35,7 +35,8 @@ pub struct ProxyArgs {
     /// Refuse new registrations (those in --state keep working).
     #[arg(long)]
     pub no_registration: bool,
-    /// Scopes a client may be granted when its registration asks for none.
+    /// The most a registered client may be granted (a registration may ask for less), and
+    /// what it gets when it asks for nothing.
     #[arg(long, default_value = "system/*.rs", value_name = "SCOPES")]
     pub default_scope: String,
     /// Lifetime of the access tokens the proxy issues.
