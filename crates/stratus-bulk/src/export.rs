@@ -247,6 +247,17 @@ pub async fn run(
     if state.status_url.is_empty() {
         progress.set_phase("kick-off");
         let (kickoff_url, status_url) = kickoff(client, spec, &log).await?;
+        if !opts.allowed_origins.is_empty()
+            && !opts
+                .allowed_origins
+                .iter()
+                .any(|o| Some(o.as_str()) == origin_of(&status_url).as_deref())
+        {
+            return Err(BulkError::State(format!(
+                "the server's status URL {status_url} is not on an allowed origin ({})",
+                opts.allowed_origins.join(", ")
+            )));
+        }
         state.kickoff_url = kickoff_url;
         state.status_url = status_url;
         if let Some(dir) = out {
