@@ -20,9 +20,9 @@ data="$WORK/etl-synthea-x$COPIES"
 run="$WORK/import-bench"
 rm -rf "$run"
 mkdir -p "$run"
-pids=()
+# start runs inside $( ), a subshell, so the servers are found by their pid files.
 cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for f in "$run"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
     rm -rf "$run"
 }
 trap cleanup EXIT
@@ -33,7 +33,6 @@ start() {
     local name=$1 prefix=$2
     shift 2
     "$STRATUS" "$@" >"$run/$name.out" 2>"$run/$name.log" &
-    pids+=($!)
     echo $! >"$run/$name.pid"
     for _ in $(seq 4800); do
         if grep -q "^$prefix" "$run/$name.out"; then
