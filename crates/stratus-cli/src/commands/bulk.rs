@@ -16,28 +16,10 @@ use stratus_smart::keys::SigningKey;
 use crate::exit::Outcome;
 use crate::output::{StatusLine, bytes, thousands};
 
+/// The Bulk Data kick-off parameters, as `stratus bulk` and `stratus import kickoff` take
+/// them.
 #[derive(Debug, Args)]
-pub struct BulkArgs {
-    /// The FHIR server's base URL.
-    #[arg(long, env = "STRATUS_FHIR_URL", value_name = "URL")]
-    pub fhir_url: String,
-    /// Where the files go: a folder (created if missing); an http(s):// URL, which gets a
-    /// PUT per file (Basic auth from user:password@ in the URL); s3://bucket/prefix
-    /// (credentials, region and AWS_ENDPOINT_URL from the usual AWS_* variables); or `none`
-    /// to validate and count without keeping anything.
-    #[arg(long, value_name = "DIR|URL")]
-    pub out: PathBuf,
-    /// Local folder where files for an http(s):// or s3:// --out wait until sent, with the resume
-    /// state (default: a folder under the system temp dir named after the URL).
-    #[arg(long, value_name = "DIR")]
-    pub staging: Option<PathBuf>,
-
-    /// System-level export ([base]/$export) instead of Patient-level.
-    #[arg(long, conflicts_with = "group")]
-    pub global: bool,
-    /// Group-level export ([base]/Group/ID/$export).
-    #[arg(long, value_name = "ID")]
-    pub group: Option<String>,
+pub struct ExportParams {
     /// Only these patients (ids or Patient/id; comma-separated or repeated). Sent by POST.
     #[arg(long, value_delimiter = ',', value_name = "ID")]
     pub patient: Vec<String>,
@@ -73,6 +55,50 @@ pub struct BulkArgs {
     /// _outputFormat to ask for (default: the server's, application/fhir+ndjson).
     #[arg(long, visible_alias = "_outputFormat", value_name = "MIME")]
     pub output_format: Option<String>,
+}
+
+impl ExportParams {
+    /// The parameters as a spec with no level, GET and strict handling: the caller sets
+    /// those.
+    pub fn spec(&self) -> ExportSpec {
+        ExportSpec {
+            types: self.types.clone(),
+            since: self.since.clone(),
+            until: self.until.clone(),
+            type_filters: self.type_filter.clone(),
+            elements: self.elements.clone(),
+            patients: self.patient.clone(),
+            include_associated_data: self.include_associated_data.clone(),
+            output_format: self.output_format.clone(),
+            ..ExportSpec::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct BulkArgs {
+    /// The FHIR server's base URL.
+    #[arg(long, env = "STRATUS_FHIR_URL", value_name = "URL")]
+    pub fhir_url: String,
+    /// Where the files go: a folder (created if missing); an http(s):// URL, which gets a
+    /// PUT per file (Basic auth from user:password@ in the URL); s3://bucket/prefix
+    /// (credentials, region and AWS_ENDPOINT_URL from the usual AWS_* variables); or `none`
+    /// to validate and count without keeping anything.
+    #[arg(long, value_name = "DIR|URL")]
+    pub out: PathBuf,
+    /// Local folder where files for an http(s):// or s3:// --out wait until sent, with the resume
+    /// state (default: a folder under the system temp dir named after the URL).
+    #[arg(long, value_name = "DIR")]
+    pub staging: Option<PathBuf>,
+
+    /// System-level export ([base]/$export) instead of Patient-level.
+    #[arg(long, conflicts_with = "group")]
+    pub global: bool,
+    /// Group-level export ([base]/Group/ID/$export).
+    #[arg(long, value_name = "ID")]
+    pub group: Option<String>,
+    #[command(flatten)]
+    pub params: ExportParams,
     /// Kick off with POST and a Parameters body (implied by --patient).
     #[arg(long)]
     pub post: bool,
@@ -282,16 +308,9 @@ fn spec(a: &BulkArgs) -> ExportSpec {
             (None, true) => Level::System,
             (None, false) => Level::Patient,
         }),
-        types: a.types.clone(),
-        since: a.since.clone(),
-        until: a.until.clone(),
-        type_filters: a.type_filter.clone(),
-        elements: a.elements.clone(),
-        patients: a.patient.clone(),
-        include_associated_data: a.include_associated_data.clone(),
-        output_format: a.output_format.clone(),
         post: a.post,
         lenient: a.lenient,
+        ..a.params.spec()
     }
 }
 

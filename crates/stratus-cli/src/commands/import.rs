@@ -8,12 +8,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
-use stratus_bulk::ExportSpec;
 use stratus_import::mediator::{JobStatus, Mediator, Outcomes};
 use stratus_import::params::ExportType;
 use stratus_import::{ImportConfig, Store};
 
-use crate::commands::bulk::AuthArgs;
+use crate::commands::bulk::{AuthArgs, ExportParams};
 use crate::exit::Outcome;
 use crate::output::StatusLine;
 
@@ -168,30 +167,8 @@ pub struct KickoffArgs {
     pub export_url: String,
     #[arg(long, value_enum, default_value = "dynamic")]
     pub export_type: ExportTypeArg,
-    /// Resource types (_type), comma-separated.
-    #[arg(long = "type", value_delimiter = ',', value_name = "TYPES")]
-    pub types: Vec<String>,
-    #[arg(long, visible_alias = "_since", value_name = "INSTANT")]
-    pub since: Option<String>,
-    #[arg(long, visible_alias = "_until", value_name = "INSTANT")]
-    pub until: Option<String>,
-    /// _typeFilter (repeatable).
-    #[arg(long, visible_alias = "_typeFilter", value_name = "QUERY")]
-    pub type_filter: Vec<String>,
-    #[arg(
-        long,
-        visible_alias = "_elements",
-        value_delimiter = ',',
-        value_name = "ELEMENTS"
-    )]
-    pub elements: Vec<String>,
-    /// Patient ids or references (repeatable, comma-separated).
-    #[arg(long, value_delimiter = ',', value_name = "ID")]
-    pub patient: Vec<String>,
-    #[arg(long, value_delimiter = ',', value_name = "CODE")]
-    pub include_associated_data: Vec<String>,
-    #[arg(long, visible_alias = "_outputFormat", value_name = "MIME")]
-    pub output_format: Option<String>,
+    #[command(flatten)]
+    pub params: ExportParams,
     /// Prefer: handling=lenient (the consumer ignores parameters it does not know).
     #[arg(long)]
     pub lenient: bool,
@@ -359,17 +336,7 @@ fn consumer_of(job: &str) -> anyhow::Result<String> {
 
 async fn kickoff(a: &KickoffArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let m = mediator(&a.consumer, &a.auth)?;
-    let spec = ExportSpec {
-        types: a.types.clone(),
-        since: a.since.clone(),
-        until: a.until.clone(),
-        type_filters: a.type_filter.clone(),
-        elements: a.elements.clone(),
-        patients: a.patient.clone(),
-        include_associated_data: a.include_associated_data.clone(),
-        output_format: a.output_format.clone(),
-        ..ExportSpec::default()
-    };
+    let spec = a.params.spec();
     let export_type = match a.export_type {
         ExportTypeArg::Dynamic => ExportType::Dynamic,
         ExportTypeArg::Static => ExportType::Static,
