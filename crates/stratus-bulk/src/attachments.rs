@@ -12,7 +12,7 @@ use sha1::{Digest, Sha1};
 use stratus_fhir::reader::{Line, NdjsonReader, ReaderOptions};
 use stratus_fhir::writer::{Compression, NdjsonWriter};
 use stratus_http::Client;
-use stratus_http::client::error_text;
+use stratus_http::client::{error_text, origin};
 
 /// Which attachments to inline.
 #[derive(Debug, Clone)]
@@ -257,14 +257,4 @@ async fn inline_one(client: &Client, att: &mut Value, opts: &InlineOptions) -> O
     att["size"] = Value::from(bytes.len() as u64);
     att["hash"] = Value::String(base64::engine::general_purpose::STANDARD.encode(hash));
     Outcome::Inlined
-}
-
-fn origin(u: &str) -> Option<String> {
-    let p = url::Url::parse(u).ok()?;
-    Some(format!(
-        "{}://{}:{}",
-        p.scheme(),
-        p.host_str()?,
-        p.port_or_known_default()?
-    ))
 }

@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use stratus_fhir::writer::Compression;
-use stratus_http::client::{error_text, json_body};
+use stratus_http::client::{error_text, json_body, origin};
 use stratus_http::{Client, HttpError};
 
 use crate::download::{self, FetchOptions, Item, Kind};
@@ -148,16 +148,6 @@ pub struct Summary {
     pub attachment_failures: Vec<String>,
 }
 
-/// `scheme://host[:port]` of a URL (the port only when it is not the scheme's default).
-pub fn origin_of(url: &str) -> Option<String> {
-    let u = url::Url::parse(url).ok()?;
-    let host = u.host_str()?;
-    Some(match u.port() {
-        Some(p) => format!("{}://{host}:{p}", u.scheme()),
-        None => format!("{}://{host}", u.scheme()),
-    })
-}
-
 /// A name unique within this process, for scratch files.
 pub fn unique() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
@@ -251,7 +241,7 @@ pub async fn run(
             && !opts
                 .allowed_origins
                 .iter()
-                .any(|o| Some(o.as_str()) == origin_of(&status_url).as_deref())
+                .any(|o| Some(o.as_str()) == origin(&status_url).as_deref())
         {
             return Err(BulkError::State(format!(
                 "the server's status URL {status_url} is not on an allowed origin ({})",
@@ -298,7 +288,7 @@ pub async fn run(
                 };
                 let url = client.resolve(url);
                 if !opts.allowed_origins.is_empty() {
-                    let origin = origin_of(&url);
+                    let origin = origin(&url);
                     if !opts
                         .allowed_origins
                         .iter()

@@ -32,6 +32,10 @@ pub struct SmartClient {
     pub(crate) cached: tokio::sync::Mutex<Option<Cached>>,
     /// Assertion lifetime (at most 300 s).
     pub assertion_lifetime: Duration,
+    /// When not empty, a token endpoint found by discovery is used only on one of these
+    /// origins: a client acting for someone else (the import consumer) must not let a
+    /// discovery document send its signed assertion to another server's token endpoint.
+    pub token_origins: Vec<String>,
 }
 
 pub(crate) struct Cached {
@@ -53,6 +57,7 @@ impl SmartClient {
             token_url: tokio::sync::Mutex::new(token_url),
             cached: tokio::sync::Mutex::new(None),
             assertion_lifetime: Duration::from_secs(300),
+            token_origins: Vec::new(),
         }
     }
 }

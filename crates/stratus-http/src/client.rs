@@ -431,9 +431,29 @@ impl Client {
             ))
         })?;
         let url = self.resolve(&url);
+        if !s.token_origins.is_empty()
+            && !s
+                .token_origins
+                .iter()
+                .any(|o| Some(o.as_str()) == origin(&url).as_deref())
+        {
+            return Err(HttpError::Auth(format!(
+                "the token endpoint {url} that {} names is not on {} (give the token endpoint explicitly if it is right)",
+                self.base,
+                s.token_origins.join(", ")
+            )));
+        }
         *slot = Some(url.clone());
         Ok(url)
     }
+}
+
+/// The origin of a URL (`scheme://host[:port]`, the port only when not the scheme's
+/// default), for same-server checks.
+pub fn origin(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    u.host_str()?;
+    Some(u.origin().ascii_serialization())
 }
 
 fn oauth_token_uri(cs: &Value) -> Option<String> {

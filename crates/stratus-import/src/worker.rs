@@ -53,8 +53,11 @@ fn update(shared: &Shared, id: &str, f: impl FnOnce(&mut JobState)) -> Result<()
 }
 
 /// The bulk client for a provider, signing as the consumer with the client id that
-/// provider gave it.
-pub(crate) async fn provider_client(
+/// provider gave it. A token endpoint it discovers must be on the provider's own origins:
+/// a discovery document on a registered host must not be able to point the consumer's
+/// signed assertion at another provider's token endpoint (one that lives elsewhere is
+/// registered explicitly).
+pub(crate) fn provider_client(
     shared: &Shared,
     provider: &Provider,
     base: &str,
@@ -62,56 +65,17 @@ pub(crate) async fn provider_client(
     let auth = match provider.token_endpoint.as_deref() {
         Some("none") => Auth::None,
         given => {
-            let token_url = match given {
-                Some(t) => t.to_owned(),
-                None => discover_token_url(provider, base).await?,
-            };
-            Auth::Smart(Box::new(SmartClient::new(
+            let mut smart = SmartClient::new(
                 provider.consumer_client_id.clone(),
                 shared.key.clone(),
                 None,
-                Some(token_url),
-            )))
+                given.map(str::to_owned),
+            );
+            smart.token_origins = origins(provider);
+            Auth::Smart(Box::new(smart))
         }
     };
     Client::new(base, auth, HttpConfig::default()).map_err(|e| e.to_string())
-}
-
-/// The token endpoint from the provider's `.well-known/smart-configuration`, accepted only
-/// on the origin of one of its registered bases: a discovery document names where the
-/// consumer sends a signed assertion, and one on a registered base's host must not be
-/// able to point it at another provider's token endpoint. A provider whose token endpoint
-/// lives elsewhere registers it explicitly.
-async fn discover_token_url(provider: &Provider, base: &str) -> Result<String, String> {
-    let url = format!("{base}/.well-known/smart-configuration");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| e.to_string())?;
-    let doc: Value = http
-        .get(&url)
-        .header("Accept", "application/json")
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| format!("{url}: {e}"))?
-        .json()
-        .await
-        .map_err(|e| format!("{url}: not JSON: {e}"))?;
-    let token = doc
-        .get("token_endpoint")
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("{url} names no token_endpoint"))?;
-    let origins = origins(provider);
-    match stratus_bulk::export::origin_of(token) {
-        Some(o) if origins.contains(&o) => Ok(token.to_owned()),
-        _ => Err(format!(
-            "{url} names the token endpoint {token}, which is not on the provider's origin \
-             ({}); register the token_endpoint explicitly if that is right",
-            origins.join(", ")
-        )),
-    }
 }
 
 /// The origins of a provider's registered bases: the only places its pull may fetch from.
@@ -119,7 +83,7 @@ fn origins(provider: &Provider) -> Vec<String> {
     let mut o: Vec<String> = provider
         .bases
         .iter()
-        .filter_map(|b| stratus_bulk::export::origin_of(b))
+        .filter_map(|b| stratus_http::client::origin(b))
         .collect();
     o.sort();
     o.dedup();
@@ -149,7 +113,7 @@ async fn pull(
     opts: &Options,
     progress: Arc<stratus_bulk::Progress>,
 ) -> Result<stratus_bulk::Summary, String> {
-    let client = provider_client(shared, provider, &st.provider_base).await?;
+    let client = provider_client(shared, provider, &st.provider_base)?;
     let mut round = 1;
     loop {
         match stratus_bulk::run(&client, &st.spec, opts, progress.clone()).await {
@@ -365,7 +329,7 @@ pub(crate) async fn cancel(shared: &Shared, id: &str) {
     if st.status == Status::Running
         && st.export_type == ExportType::Dynamic
         && let Some(provider) = shared.registry.provider(&st.client_id)
-        && let Ok(client) = provider_client(shared, &provider, &st.provider_base).await
+        && let Ok(client) = provider_client(shared, &provider, &st.provider_base)
     {
         let data = JobState::data_dir(state_dir, id);
         let opts = Options {
