@@ -6,6 +6,8 @@
 pub mod auth;
 /// The client: requests with retries.
 pub mod client;
+/// Fetching a JWKS named by URL, bounded in time and size.
+pub mod jwks;
 /// The politeness budget: requests in flight, requests per second, server-asked pauses.
 pub mod polite;
 /// `Retry-After` and backoff.

@@ -250,32 +250,14 @@ async fn generator(Query(q): Query<GenQuery>) -> Response {
 /// Fetches a JWKS named by URL at registration time (not on every token request, as the
 /// prototype did): a provider rotates keys by registering again.
 async fn fetch_jwks(url: &str) -> Result<Value, OAuthError> {
-    let parsed = url::Url::parse(url)
-        .map_err(|e| endpoint::metadata_error(format!("jwks_uri '{url}': {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(endpoint::metadata_error(format!(
-            "jwks_uri '{url}' must be http(s)"
-        )));
-    }
     let fail = |why: String| endpoint::metadata_error(format!("jwks_uri {url}: {why}"));
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| fail(e.to_string()))?;
-    let resp = http
-        .get(url)
-        .send()
+    stratus_http::jwks::fetch(&http, url, Duration::from_secs(10))
         .await
-        .map_err(|e| fail(e.to_string()))?;
-    if !resp.status().is_success() {
-        return Err(fail(format!("HTTP {}", resp.status().as_u16())));
-    }
-    let bytes = resp.bytes().await.map_err(|e| fail(e.to_string()))?;
-    if bytes.len() > 256 * 1024 {
-        return Err(fail("over 256 KiB".into()));
-    }
-    serde_json::from_slice(&bytes).map_err(|e| fail(format!("not JSON: {e}")))
+        .map_err(fail)
 }
 
 /// A text field or a list of them; a text is split on whitespace and commas, so a form's

@@ -10,7 +10,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 use stratus_smart::endpoint;
 use stratus_smart::scope::Scopes;
@@ -19,8 +18,6 @@ use stratus_smart::server::{AuthServer, now_unix};
 use crate::app::Shared;
 use crate::error::{ProxyError, oauth_error, oauth_json, simple_oauth_error};
 
-/// A JWKS is a few keys; anything much larger is not one.
-const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// A registration waits at most this long for a `jwks_uri`, whatever the upstream timeout.
 const JWKS_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -183,42 +180,7 @@ pub async fn register(State(st): State<Shared>, headers: HeaderMap, body: Body) 
 /// Fetches a JWKS for a registration: http(s) only, no redirects (the client names the
 /// final URL), a timeout and a size cap, since anyone who may register picks the URL.
 async fn fetch_jwks(st: &Shared, uri: &str) -> Result<Value, String> {
-    let url = url::Url::parse(uri).map_err(|e| format!("not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err("only http:// and https:// URLs are fetched".into());
-    }
-    let limit = JWKS_TIMEOUT.min(st.config.upstream_timeout);
-    let fetch = async {
-        let resp = st
-            .http
-            .get(url)
-            .header(header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| format!("cannot fetch it: {}", crate::forward::error_chain(&e)))?;
-        if !resp.status().is_success() {
-            return Err(format!("it answered HTTP {}", resp.status().as_u16()));
-        }
-        if resp
-            .content_length()
-            .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
-        {
-            return Err(format!("it is over {MAX_JWKS_BYTES} bytes"));
-        }
-        let mut body = Vec::new();
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| format!("reading it: {e}"))?;
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(format!("it is over {MAX_JWKS_BYTES} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        serde_json::from_slice::<Value>(&body).map_err(|e| format!("it is not JSON: {e}"))
-    };
-    tokio::time::timeout(limit, fetch)
-        .await
-        .map_err(|_| format!("no answer within {} s", limit.as_secs()))?
+    stratus_http::jwks::fetch(&st.http, uri, JWKS_TIMEOUT.min(st.config.upstream_timeout)).await
 }
 
 /// Where the registry is kept.

@@ -9,6 +9,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use stratus_http::client::error_chain;
 use stratus_smart::server::{BearerError, now_unix};
 
 use crate::access::{self, Plan};
@@ -247,22 +248,6 @@ fn client_headers(st: &Shared, h: &HeaderMap) -> HeaderMap {
             value.clone()
         };
         out.append(name.clone(), value);
-    }
-    out
-}
-
-/// Every message of an error and its sources: reqwest's own says only "error sending
-/// request", the cause (connection refused, DNS) is underneath.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
     }
     out
 }
