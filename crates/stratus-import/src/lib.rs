@@ -122,6 +122,8 @@ pub enum ImportError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("the server: {0}")]
+    Runtime(std::io::Error),
     #[error(transparent)]
     Http(#[from] stratus_http::HttpError),
     #[error("{0}")]
@@ -206,42 +208,18 @@ pub struct Consumer {
     pub jobs_loaded: usize,
     pub jobs_resumed: usize,
     pub clients_loaded: usize,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<Result<(), ImportError>>>,
+    service: stratus_service::Service,
 }
 
 impl Consumer {
     /// Blocks until the server stops (Ctrl-C / SIGTERM, or an error).
-    pub fn wait(mut self) -> Result<(), ImportError> {
-        self.join()
+    pub fn wait(self) -> Result<(), ImportError> {
+        self.service.wait().map_err(ImportError::Runtime)
     }
 
     /// Stops the server (running jobs stop where they are and resume at the next start).
-    pub fn stop(mut self) -> Result<(), ImportError> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.join()
-    }
-
-    fn join(&mut self) -> Result<(), ImportError> {
-        match self.thread.take() {
-            Some(t) => t
-                .join()
-                .unwrap_or_else(|_| Err(ImportError::State("the server thread panicked".into()))),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Consumer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    pub fn stop(self) -> Result<(), ImportError> {
+        self.service.stop().map_err(ImportError::Runtime)
     }
 }
 
@@ -258,18 +236,11 @@ pub fn start(config: ImportConfig) -> Result<Consumer, ImportError> {
     }
     let key = consumer_key(&config)?;
     let listener =
-        std::net::TcpListener::bind((config.host.as_str(), config.port)).map_err(|e| {
-            ImportError::Bind {
-                addr: format!("{}:{}", config.host, config.port),
-                source: e,
-            }
+        stratus_service::bind(&config.host, config.port).map_err(|e| ImportError::Bind {
+            addr: format!("{}:{}", config.host, config.port),
+            source: e,
         })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| ImportError::io(Path::new("socket"), e))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| ImportError::io(Path::new("socket"), e))?;
+    let addr = listener.local_addr().map_err(ImportError::Runtime)?;
     let origin = config
         .public_url
         .clone()
@@ -305,92 +276,28 @@ pub fn start(config: ImportConfig) -> Result<Consumer, ImportError> {
         jobs: Mutex::new(jobs),
     });
 
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), ImportError>>();
-    let thread = std::thread::Builder::new()
-        .name("stratus-import".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("stratus-import-worker")
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(ImportError::io(Path::new("runtime"), e)));
-                    return Ok(());
-                }
-            };
-            rt.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(ImportError::io(Path::new("socket"), e)));
-                        return Ok(());
-                    }
-                };
-                for id in resume {
-                    tracing::info!("resuming import job {id}");
-                    worker::spawn(shared.clone(), id);
-                }
-                let sweeper = shared.clone();
-                tokio::spawn(async move {
-                    let mut tick = tokio::time::interval(Duration::from_secs(30));
-                    loop {
-                        tick.tick().await;
-                        worker::sweep(&sweeper);
-                    }
-                });
-                let app = http::router(shared);
-                let _ = ready_tx.send(Ok(()));
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        tokio::select! {
-                            _ = rx => {}
-                            _ = shutdown_signal() => tracing::info!("shutting down"),
-                        }
-                    })
-                    .await
-                    .map_err(|e| ImportError::io(Path::new("server"), e))
-            })
-        })
-        .map_err(|e| ImportError::io(Path::new("thread"), e))?;
-    match ready_rx.recv() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e),
-        Err(_) => {
-            return Err(ImportError::State(
-                "the server thread ended before it was ready".into(),
-            ));
+    let service = stratus_service::Service::start("stratus-import", listener, move || {
+        for id in resume {
+            tracing::info!("resuming import job {id}");
+            worker::spawn(shared.clone(), id);
         }
-    }
+        let sweeper = shared.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                worker::sweep(&sweeper);
+            }
+        });
+        http::router(shared)
+    })
+    .map_err(ImportError::Runtime)?;
     Ok(Consumer {
         addr,
         url: origin,
         jobs_loaded,
         jobs_resumed,
         clients_loaded,
-        shutdown: Some(tx),
-        thread: Some(thread),
+        service,
     })
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -41,44 +41,18 @@ pub struct Proxy {
     pub upstream: String,
     /// Clients registered again from `clients.json` at start.
     pub restored_clients: usize,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<Result<(), ProxyError>>>,
+    service: stratus_service::Service,
 }
 
 impl Proxy {
     /// Blocks until the proxy stops (Ctrl-C / SIGTERM, or an error).
-    pub fn wait(mut self) -> Result<(), ProxyError> {
-        self.join()
+    pub fn wait(self) -> Result<(), ProxyError> {
+        self.service.wait().map_err(ProxyError::Runtime)
     }
 
     /// Stops the proxy and waits for it.
-    pub fn stop(mut self) -> Result<(), ProxyError> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.join()
-    }
-
-    fn join(&mut self) -> Result<(), ProxyError> {
-        match self.thread.take() {
-            Some(t) => t.join().unwrap_or_else(|_| {
-                Err(ProxyError::Runtime(std::io::Error::other(
-                    "proxy thread panicked",
-                )))
-            }),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    pub fn stop(self) -> Result<(), ProxyError> {
+        self.service.stop().map_err(ProxyError::Runtime)
     }
 }
 
@@ -130,16 +104,11 @@ pub fn start(config: ProxyConfig) -> Result<Proxy, ProxyError> {
     };
 
     let listener =
-        std::net::TcpListener::bind((config.host.as_str(), config.port)).map_err(|e| {
-            ProxyError::Bind {
-                addr: format!("{}:{}", config.host, config.port),
-                source: e,
-            }
+        stratus_service::bind(&config.host, config.port).map_err(|e| ProxyError::Bind {
+            addr: format!("{}:{}", config.host, config.port),
+            source: e,
         })?;
     let addr = listener.local_addr().map_err(ProxyError::Runtime)?;
-    listener
-        .set_nonblocking(true)
-        .map_err(ProxyError::Runtime)?;
     let origin = public.unwrap_or_else(|| format!("http://{addr}"));
     let base = format!("{origin}/fhir");
     let token_url = format!("{origin}/auth/token");
@@ -168,60 +137,9 @@ pub fn start(config: ProxyConfig) -> Result<Proxy, ProxyError> {
         config,
     });
 
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), ProxyError>>();
-    let thread = std::thread::Builder::new()
-        .name("stratus-proxy".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("stratus-proxy-worker")
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(ProxyError::Runtime(e)));
-                    return Ok(());
-                }
-            };
-            rt.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(ProxyError::Runtime(e)));
-                        return Ok(());
-                    }
-                };
-                let app = app::router(state);
-                let _ = ready_tx.send(Ok(()));
-                // Without TCP_NODELAY a response's last segment can wait for the client's
-                // delayed ACK, tens of milliseconds per small answer.
-                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        tokio::select! {
-                            _ = rx => {}
-                            _ = shutdown_signal() => {
-                                tracing::info!("shutting down");
-                            }
-                        }
-                    })
-                    .await
-                    .map_err(ProxyError::Runtime)
-            })
-        })
-        .map_err(ProxyError::Runtime)?;
-    match ready_rx.recv() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e),
-        Err(_) => {
-            return Err(ProxyError::Runtime(std::io::Error::other(
-                "the proxy thread ended before it was ready",
-            )));
-        }
-    }
+    let service =
+        stratus_service::Service::start("stratus-proxy", listener, move || app::router(state))
+            .map_err(ProxyError::Runtime)?;
     Ok(Proxy {
         addr,
         base_url: base,
@@ -229,30 +147,6 @@ pub fn start(config: ProxyConfig) -> Result<Proxy, ProxyError> {
         register_url,
         upstream,
         restored_clients,
-        shutdown: Some(tx),
-        thread: Some(thread),
+        service,
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

@@ -47,36 +47,23 @@ pub struct Server {
     pub token_url: Option<String>,
     pub summary: LoadSummary,
     pub work_dir: PathBuf,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<Result<(), ServeError>>>,
+    service: Option<stratus_service::Service>,
     temp_work: bool,
 }
 
 impl Server {
     /// Blocks until the server stops (Ctrl-C / SIGTERM, or an error).
     pub fn wait(mut self) -> Result<(), ServeError> {
-        self.join()
+        let result = self.service.take().map_or(Ok(()), |s| s.wait());
+        self.cleanup();
+        result.map_err(ServeError::Runtime)
     }
 
     /// Stops the server and waits for it.
     pub fn stop(mut self) -> Result<(), ServeError> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.join()
-    }
-
-    fn join(&mut self) -> Result<(), ServeError> {
-        let result = match self.thread.take() {
-            Some(t) => t.join().unwrap_or_else(|_| {
-                Err(ServeError::Runtime(std::io::Error::other(
-                    "server thread panicked",
-                )))
-            }),
-            None => Ok(()),
-        };
+        let result = self.service.take().map_or(Ok(()), |s| s.stop());
         self.cleanup();
-        result
+        result.map_err(ServeError::Runtime)
     }
 
     fn cleanup(&mut self) {
@@ -89,12 +76,8 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        // The service first: its thread still reads the work folder.
+        drop(self.service.take());
         self.cleanup();
     }
 }
@@ -142,17 +125,13 @@ pub fn start(config: ServeConfig) -> Result<Server, ServeError> {
         store::Store::load(&config.data, &work, &extras).map_err(|e| cleanup_on_error(e.into()))?;
     let summary = store.summary.clone();
 
-    let listener =
-        std::net::TcpListener::bind((config.host.as_str(), config.port)).map_err(|e| {
-            cleanup_on_error(ServeError::Bind {
-                addr: format!("{}:{}", config.host, config.port),
-                source: e,
-            })
-        })?;
+    let listener = stratus_service::bind(&config.host, config.port).map_err(|e| {
+        cleanup_on_error(ServeError::Bind {
+            addr: format!("{}:{}", config.host, config.port),
+            source: e,
+        })
+    })?;
     let addr = listener.local_addr().map_err(ServeError::Runtime)?;
-    listener
-        .set_nonblocking(true)
-        .map_err(ServeError::Runtime)?;
     let origin = config
         .public_url
         .clone()
@@ -198,100 +177,25 @@ pub fn start(config: ServeConfig) -> Result<Server, ServeError> {
         work: work.clone(),
         config,
     });
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), ServeError>>();
-    let thread = std::thread::Builder::new()
-        .name("stratus-serve".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("stratus-serve-worker")
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(ServeError::Runtime(e)));
-                    return Ok(());
-                }
-            };
-            rt.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(ServeError::Runtime(e)));
-                        return Ok(());
-                    }
-                };
-                let sweeper_state = state.clone();
-                tokio::spawn(async move {
-                    let mut tick = tokio::time::interval(Duration::from_secs(5));
-                    loop {
-                        tick.tick().await;
-                        sweeper_state.jobs.sweep(stratus_fhir::date::now_ms());
-                    }
-                });
-                let app = app::router(state);
-                let _ = ready_tx.send(Ok(()));
-                // Without TCP_NODELAY a response's last segment can wait for the client's
-                // delayed ACK: tens of milliseconds per paged search on a kept-alive
-                // connection.
-                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        tokio::select! {
-                            _ = rx => {}
-                            _ = shutdown_signal() => {
-                                tracing::info!("shutting down");
-                            }
-                        }
-                    })
-                    .await
-                    .map_err(ServeError::Runtime)
-            })
-        })
-        .map_err(ServeError::Runtime)?;
-    match ready_rx.recv() {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e),
-        Err(_) => {
-            return Err(ServeError::Runtime(std::io::Error::other(
-                "the server thread ended before it was ready",
-            )));
-        }
-    }
+    let service = stratus_service::Service::start("stratus-serve", listener, move || {
+        let sweeper_state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                sweeper_state.jobs.sweep(stratus_fhir::date::now_ms());
+            }
+        });
+        app::router(state)
+    })
+    .map_err(|e| cleanup_on_error(ServeError::Runtime(e)))?;
     Ok(Server {
         addr,
         base_url: base,
         token_url: (!open).then_some(token_url),
         summary,
         work_dir: work,
-        shutdown: Some(tx),
-        thread: Some(thread),
+        service: Some(service),
         temp_work,
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }
