@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
+use stratus_service::answer::{no_store_json, oauth_error};
 use stratus_smart::endpoint;
 use stratus_smart::keys::{Alg, SigningKey};
 use stratus_smart::server::{OAuthError, now_unix};
@@ -72,26 +73,6 @@ fn error(status: StatusCode, code: &str, text: &str) -> Response {
     outcome(status, "error", code, text)
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut r = (status, body.to_string()).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    r
-}
-
-fn oauth_error(e: &OAuthError) -> Response {
-    tracing::info!(target: "stratus::auth", "refused: {}: {}", e.error, e.description);
-    json_response(
-        StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
-        &e.to_json(),
-    )
-}
-
 async fn not_found(method: axum::http::Method, uri: axum::http::Uri) -> Response {
     error(
         StatusCode::NOT_FOUND,
@@ -141,7 +122,7 @@ fn caller(s: &Shared, headers: &HeaderMap) -> Result<String, Response> {
 }
 
 async fn smart_configuration(State(s): State<SharedState>) -> Response {
-    json_response(
+    no_store_json(
         StatusCode::OK,
         &json!({
             "issuer": s.origin,
@@ -192,7 +173,7 @@ async fn metadata(State(s): State<SharedState>) -> Response {
 
 /// The consumer's public key, to register with providers.
 async fn jwks(State(s): State<SharedState>) -> Response {
-    json_response(StatusCode::OK, &s.key.public_jwks())
+    no_store_json(StatusCode::OK, &s.key.public_jwks())
 }
 
 #[derive(serde::Deserialize)]
@@ -223,7 +204,7 @@ async fn generator(Query(q): Query<GenQuery>) -> Response {
     })
     .await;
     match made {
-        Ok(Ok((key, pem))) => json_response(
+        Ok(Ok((key, pem))) => no_store_json(
             StatusCode::OK,
             &json!({
                 "alg": alg.as_str(),
@@ -381,7 +362,7 @@ async fn register(State(s): State<SharedState>, headers: HeaderMap, body: Body) 
     match done {
         Ok(Ok(client_id)) => {
             tracing::info!(target: "stratus::auth", "registered provider client {client_id} for {}", provider.bases.join(" "));
-            json_response(
+            no_store_json(
                 StatusCode::CREATED,
                 &json!({
                     "client_id": client_id,
@@ -415,7 +396,7 @@ async fn token(State(s): State<SharedState>, headers: HeaderMap, body: Body) -> 
     };
     let s2 = s.clone();
     match tokio::task::spawn_blocking(move || s2.registry.auth.token(&form, now_unix())).await {
-        Ok(Ok(t)) => json_response(
+        Ok(Ok(t)) => no_store_json(
             StatusCode::OK,
             &serde_json::to_value(&t).unwrap_or_default(),
         ),
@@ -636,7 +617,7 @@ async fn status(
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
             r
         }
-        Status::Complete => json_response(StatusCode::OK, &worker::manifest(&s, &st)),
+        Status::Complete => no_store_json(StatusCode::OK, &worker::manifest(&s, &st)),
         Status::Failed => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "processing",

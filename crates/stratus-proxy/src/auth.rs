@@ -16,7 +16,7 @@ use stratus_smart::scope::Scopes;
 use stratus_smart::server::{AuthServer, now_unix};
 
 use crate::app::Shared;
-use crate::error::{ProxyError, oauth_error, oauth_json, simple_oauth_error};
+use crate::error::{ProxyError, no_store_json, oauth_error, simple_oauth_error};
 
 /// A registration waits at most this long for a `jwks_uri`, whatever the upstream timeout.
 const JWKS_TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,7 +82,7 @@ pub async fn token(State(st): State<Shared>, headers: HeaderMap, body: Body) -> 
         Ok(Ok(t)) => {
             tracing::info!(target: "stratus::auth", "token issued, scope '{}'", t.scope);
             match serde_json::to_value(&t) {
-                Ok(v) => oauth_json(StatusCode::OK, &v),
+                Ok(v) => no_store_json(StatusCode::OK, &v),
                 Err(e) => simple_oauth_error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "server_error",
@@ -165,7 +165,7 @@ pub async fn register(State(st): State<Shared>, headers: HeaderMap, body: Body) 
         }
     }
     tracing::info!(target: "stratus::auth", "registered client {client_id}, scope '{allowed}'");
-    oauth_json(
+    no_store_json(
         StatusCode::CREATED,
         &json!({
             "client_id": client_id,

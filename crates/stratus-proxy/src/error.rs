@@ -93,25 +93,7 @@ impl IntoResponse for Outcome {
     }
 }
 
-/// An OAuth JSON answer; token and registration answers are never to be cached (RFC 6749
-/// §5.1), errors included.
-pub fn oauth_json(status: StatusCode, body: &serde_json::Value) -> Response {
-    let mut r = (status, body.to_string()).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    r
-}
-
-pub fn oauth_error(e: &OAuthError) -> Response {
-    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-    tracing::info!(target: "stratus::auth", "refused: {}: {}", e.error, e.description);
-    oauth_json(status, &e.to_json())
-}
+pub use stratus_service::answer::{no_store_json, oauth_error};
 
 pub fn simple_oauth_error(
     status: StatusCode,

@@ -4,31 +4,14 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use stratus_service::answer::{no_store_json, oauth_error};
 use stratus_smart::endpoint;
 use stratus_smart::scope::Scopes;
 use stratus_smart::server::OAuthError;
 
 use crate::app::Shared;
-
-fn oauth_json(status: StatusCode, body: &serde_json::Value) -> Response {
-    let mut r = (status, body.to_string()).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    r
-}
-
-fn oauth_error(e: &OAuthError) -> Response {
-    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-    tracing::info!(target: "stratus::auth", "token refused: {}: {}", e.error, e.description);
-    oauth_json(status, &e.to_json())
-}
 
 fn simple_error(
     status: StatusCode,
@@ -83,7 +66,7 @@ pub async fn token(State(state): State<Shared>, headers: HeaderMap, body: Body) 
     match tokio::task::spawn_blocking(move || auth.token(&form, now)).await {
         Ok(Ok(t)) => {
             tracing::info!(target: "stratus::auth", "token issued, scope '{}'", t.scope);
-            oauth_json(
+            no_store_json(
                 StatusCode::OK,
                 &serde_json::to_value(&t).unwrap_or_default(),
             )
@@ -140,7 +123,7 @@ pub async fn register(State(state): State<Shared>, headers: HeaderMap, body: Bod
     match auth.register_new(&jwks, allowed.clone()) {
         Ok(client_id) => {
             tracing::info!(target: "stratus::auth", "registered client {client_id}");
-            oauth_json(
+            no_store_json(
                 StatusCode::CREATED,
                 &serde_json::json!({
                     "client_id": client_id,

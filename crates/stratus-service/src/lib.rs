@@ -4,6 +4,9 @@
 //! serve`, `stratus proxy` and `stratus import server` all run this way, and so do the
 //! tests that start them in-process.
 
+/// The answers every Stratus service gives alike: OAuth JSON that is never cached.
+pub mod answer;
+
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::thread::JoinHandle;
