@@ -7,82 +7,23 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
-use common::{run, s3_server, synthea};
+use common::{Running, run, s3_server, spawn, synthea};
 use serde_json::{Value, json};
-
-fn bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("stratus")
-}
-
-/// A long-running `stratus` process, killed on drop.
-struct Proc {
-    child: Child,
-    /// What followed the awaited prefix on its line.
-    value: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `stratus ARGS` and waits for the stdout line starting with `prefix`.
-fn spawn(args: &[&str], env: &[(&str, &str)], prefix: &str) -> Proc {
-    let mut cmd = Command::new(bin());
-    cmd.args(args)
-        .env_remove("STRATUS_CONFIG")
-        .env_remove("STRATUS_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix(prefix) {
-            std::thread::spawn(move || for _ in lines {});
-            return Proc {
-                child,
-                value: rest.trim().to_owned(),
-            };
-        }
-        seen.push(line);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("stratus {args:?} never printed '{prefix}': {seen:?}");
-}
 
 /// Resource ids by type in every NDJSON(.gz) file under `dir` (log.ndjson and the error
 /// and deleted folders aside).
 fn ids_by_type(dir: &Path) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        if p.is_dir() || !name.contains(".ndjson") || name == "log.ndjson" {
-            continue;
+    let opts = stratus_fhir::reader::ReaderOptions::default();
+    for f in stratus_fhir::scan::scan_top(dir, opts).unwrap() {
+        if f.resource_type.is_none() {
+            continue; // log.ndjson
         }
-        let mut text = String::new();
-        let f = std::fs::File::open(&p).unwrap();
-        if name.ends_with(".gz") {
-            flate2::read::MultiGzDecoder::new(f)
-                .read_to_string(&mut text)
-                .unwrap();
-        } else {
-            BufReader::new(f).read_to_string(&mut text).unwrap();
-        }
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let v: Value = serde_json::from_str(line).unwrap();
+        let mut r = stratus_fhir::reader::FileReader::open(&f.path, opts).unwrap();
+        while let Some(stratus_fhir::Line::Data { bytes, .. }) = r.next_line().unwrap() {
+            let v: Value = serde_json::from_slice(bytes).unwrap();
             out.entry(v["resourceType"].as_str().unwrap().to_owned())
                 .or_default()
                 .push(v["id"].as_str().unwrap().to_owned());
@@ -120,9 +61,9 @@ fn provider_data() -> BTreeMap<String, Vec<String>> {
 
 /// The provider (open server + proxy), the consumer, and both registrations.
 struct Round {
-    _serve: Proc,
-    _proxy: Proc,
-    consumer: Proc,
+    _serve: Running,
+    _proxy: Running,
+    consumer: Running,
     proxy_base: String,
     provider_key: PathBuf,
     client_id: String,

@@ -3,23 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
 mod common;
-use common::s3_server;
+use common::{s3_server, synthea};
 use stratus_smart::keys::SigningKey;
-
-fn synthea() -> PathBuf {
-    if let Ok(p) = std::env::var("STRATUS_SYNTHEA_DIR") {
-        return PathBuf::from(p);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/synthea-r4-100")
-}
 
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_stratus"))
@@ -34,48 +26,11 @@ fn stratus(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// A `stratus serve` child process, killed on drop.
-struct Served {
-    child: Child,
-    base: String,
-    stdout: Vec<String>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(args: &[&str]) -> Served {
-    let mut child = Command::new(bin())
-        .arg("serve")
-        .args(["--port", "0"])
-        .args(args)
-        .env_remove("STRATUS_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push(line.clone());
-        if let Some(url) = line.strip_prefix("FHIR base URL: ") {
-            // Keep draining stdout in the background so the server never blocks on it.
-            std::thread::spawn(move || for _ in lines {});
-            return Served {
-                child,
-                base: url.trim().to_owned(),
-                stdout: seen,
-            };
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("stratus serve printed no base URL: {seen:?}");
+/// `stratus serve ARGS` on a free port, until dropped; `value` is its FHIR base URL.
+fn serve(args: &[&str]) -> common::Running {
+    let mut all = vec!["serve", "--port", "0"];
+    all.extend_from_slice(args);
+    common::spawn(&all, &[], "FHIR base URL: ")
 }
 
 #[test]
@@ -175,13 +130,13 @@ fn serve_with_a_client_made_by_keys() {
         "--client",
         &format!("site={}", public.display()),
     ]);
-    assert!(s.stdout[0].contains("38,472 resources"), "{:?}", s.stdout);
+    assert!(s.before[0].contains("38,472 resources"), "{:?}", s.before);
     let c = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
     let conf: Value = c
-        .get(format!("{}/.well-known/smart-configuration", s.base))
+        .get(format!("{}/.well-known/smart-configuration", s.value))
         .send()
         .unwrap()
         .json()
@@ -208,12 +163,12 @@ fn serve_with_a_client_made_by_keys() {
         .unwrap();
     let token = t["access_token"].as_str().expect("a token");
     let r = c
-        .get(format!("{}/Patient?_count=2", s.base))
+        .get(format!("{}/Patient?_count=2", s.value))
         .send()
         .unwrap();
     assert_eq!(r.status(), 401);
     let b: Value = c
-        .get(format!("{}/Patient?_count=2", s.base))
+        .get(format!("{}/Patient?_count=2", s.value))
         .bearer_auth(token)
         .send()
         .unwrap()
@@ -292,7 +247,7 @@ fn bulk_exports_from_serve_with_smart_keys() {
         let mut args = vec![
             "bulk",
             "--fhir-url",
-            s.base.as_str(),
+            s.value.as_str(),
             "--out",
             out.to_str().unwrap(),
             "--type",
@@ -324,7 +279,7 @@ fn bulk_exports_from_serve_with_smart_keys() {
     let r = stratus(&[
         "bulk",
         "--fhir-url",
-        s.base.as_str(),
+        s.value.as_str(),
         "--out",
         tmp.path().join("other").to_str().unwrap(),
         "--smart-client-id",
@@ -353,7 +308,7 @@ fn bulk_writes_to_s3() {
         .args([
             "bulk",
             "--fhir-url",
-            s.base.as_str(),
+            s.value.as_str(),
             "--global",
             "--type",
             "Patient,Condition",
@@ -393,7 +348,7 @@ fn bulk_writes_to_s3() {
         .args([
             "bulk",
             "--fhir-url",
-            s.base.as_str(),
+            s.value.as_str(),
             "--global",
             "--type",
             "Patient",
@@ -522,7 +477,7 @@ fn export_crawl_survives_kill_9_and_resumes_without_duplicates() {
         "-q",
         "export",
         "--fhir-url",
-        &srv.base,
+        &srv.value,
         "--export-mode",
         "crawl",
         "--id-list",
@@ -613,7 +568,7 @@ fn etl_from_a_fhir_url_exports_first() {
     let r = stratus(&[
         "-q",
         "etl",
-        &srv.base,
+        &srv.value,
         out.to_str().unwrap(),
         phi.to_str().unwrap(),
         "--output-format",

@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,48 +23,24 @@ fn synthea() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/synthea-r4-100")
 }
 
-/// Resource ids by type in every NDJSON(.gz) file under `dir`.
+/// Resource ids by type in the NDJSON(.gz) files directly in `dir` (error/ and deleted/
+/// aside), read as Stratus reads an export.
 fn ids_by_type(dir: &Path) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                if p.file_name()
-                    .is_some_and(|n| n == "error" || n == "deleted")
-                {
-                    continue;
-                }
-                stack.push(p);
-                continue;
-            }
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            if !name.contains(".ndjson") || name == "log.ndjson" {
-                continue;
-            }
-            let mut text = String::new();
-            let f = std::fs::File::open(&p).unwrap();
-            if name.ends_with(".gz") {
-                flate2::read::MultiGzDecoder::new(f)
-                    .read_to_string(&mut text)
-                    .unwrap();
-            } else {
-                std::io::BufReader::new(f)
-                    .read_to_string(&mut text)
-                    .unwrap();
-            }
-            for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                let v: Value = serde_json::from_str(line).unwrap();
-                out.entry(v["resourceType"].as_str().unwrap().to_owned())
-                    .or_default()
-                    .push(v["id"].as_str().unwrap().to_owned());
-            }
+    let opts = stratus_fhir::reader::ReaderOptions::default();
+    for f in stratus_fhir::scan::scan_top(dir, opts).unwrap() {
+        if f.resource_type.is_none() {
+            continue; // log.ndjson
+        }
+        let mut r = stratus_fhir::reader::FileReader::open(&f.path, opts).unwrap();
+        while let Some(stratus_fhir::Line::Data { bytes, .. }) = r.next_line().unwrap() {
+            let v: Value = serde_json::from_slice(bytes).unwrap();
+            out.entry(v["resourceType"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(v["id"].as_str().unwrap().to_owned());
         }
     }
-    for v in out.values_mut() {
-        v.sort();
-    }
+    out.values_mut().for_each(|v| v.sort());
     out
 }
 

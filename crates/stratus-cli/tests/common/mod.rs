@@ -3,7 +3,9 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
 
 use assert_cmd::Command;
 
@@ -73,4 +75,52 @@ pub fn s3_server(root: &Path) -> String {
         });
     });
     format!("http://{addr}")
+}
+
+/// A long-running `stratus` process (a server), killed on drop.
+pub struct Running {
+    pub child: Child,
+    /// What followed the awaited prefix on its line (a URL).
+    pub value: String,
+    /// The stdout lines printed before that one.
+    pub before: Vec<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `stratus ARGS` (with `env` added) and waits for the stdout line that starts with
+/// `prefix`; the rest of stdout is drained in the background so the process never blocks.
+pub fn spawn(args: &[&str], env: &[(&str, &str)], prefix: &str) -> Running {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"));
+    cmd.args(args)
+        .env_remove("STRATUS_CONFIG")
+        .env_remove("STRATUS_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut before = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix(prefix) {
+            std::thread::spawn(move || for _ in lines {});
+            return Running {
+                child,
+                value: rest.trim().to_owned(),
+                before,
+            };
+        }
+        before.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("stratus {args:?} never printed '{prefix}': {before:?}");
 }
