@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use stratus_service::answer::{no_store_json, oauth_error};
+use stratus_service::answer::{no_store_json, oauth_error, oauth_refusal};
 use stratus_smart::endpoint;
 use stratus_smart::keys::{Alg, SigningKey};
 use stratus_smart::server::{OAuthError, now_unix};
@@ -262,11 +262,11 @@ fn texts(v: Option<&Value>) -> Vec<String> {
 /// consumer to pull from. Answers the provider's new client id here.
 async fn register(State(s): State<SharedState>, headers: HeaderMap, body: Body) -> Response {
     if !s.config.registration {
-        return oauth_error(&OAuthError {
-            status: 403,
-            error: "access_denied",
-            description: "registration is switched off on this consumer".into(),
-        });
+        return oauth_refusal(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            "registration is switched off on this consumer",
+        );
     }
     let bytes = match read_body(&s, body).await {
         Ok(b) => b,
@@ -290,12 +290,11 @@ async fn register(State(s): State<SharedState>, headers: HeaderMap, body: Body) 
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0;
         if !same {
-            return oauth_error(&OAuthError {
-                status: 403,
-                error: "access_denied",
-                description: "this consumer needs its registration secret to register a provider"
-                    .into(),
-            });
+            return oauth_refusal(
+                StatusCode::FORBIDDEN,
+                "access_denied",
+                "this consumer needs its registration secret to register a provider",
+            );
         }
     }
     let jwks = match (&reg.jwks, &reg.jwks_uri) {

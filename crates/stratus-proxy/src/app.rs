@@ -15,7 +15,7 @@ use stratus_smart::scope::Scopes;
 use stratus_smart::server::AuthServer;
 
 use crate::config::ProxyConfig;
-use crate::error::{Outcome, simple_oauth_error};
+use crate::error::{Outcome, oauth_refusal};
 use crate::rewrite::Rewriter;
 use crate::{auth, forward};
 
@@ -160,7 +160,7 @@ async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Outcome {
 }
 
 async fn oauth_method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
-    simple_oauth_error(
+    oauth_refusal(
         StatusCode::METHOD_NOT_ALLOWED,
         "invalid_request",
         format!("{method} is not supported on {}; use POST", uri.path()),

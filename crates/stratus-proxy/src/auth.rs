@@ -16,7 +16,7 @@ use stratus_smart::scope::Scopes;
 use stratus_smart::server::{AuthServer, now_unix};
 
 use crate::app::Shared;
-use crate::error::{ProxyError, no_store_json, oauth_error, simple_oauth_error};
+use crate::error::{ProxyError, no_store_json, oauth_error, oauth_refusal};
 
 /// A registration waits at most this long for a `jwks_uri`, whatever the upstream timeout.
 const JWKS_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,7 +57,7 @@ async fn read_body(st: &Shared, body: Body) -> Result<axum::body::Bytes, Respons
     axum::body::to_bytes(body, st.config.max_body_bytes)
         .await
         .map_err(|_| {
-            simple_oauth_error(
+            oauth_refusal(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request",
                 format!("request body over {} bytes", st.config.max_body_bytes),
@@ -83,7 +83,7 @@ pub async fn token(State(st): State<Shared>, headers: HeaderMap, body: Body) -> 
             tracing::info!(target: "stratus::auth", "token issued, scope '{}'", t.scope);
             match serde_json::to_value(&t) {
                 Ok(v) => no_store_json(StatusCode::OK, &v),
-                Err(e) => simple_oauth_error(
+                Err(e) => oauth_refusal(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "server_error",
                     e.to_string(),
@@ -91,7 +91,7 @@ pub async fn token(State(st): State<Shared>, headers: HeaderMap, body: Body) -> 
             }
         }
         Ok(Err(e)) => oauth_error(&e),
-        Err(e) => simple_oauth_error(
+        Err(e) => oauth_refusal(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
             e.to_string(),
@@ -108,7 +108,7 @@ fn metadata_error(description: impl Into<String>) -> Response {
 /// SMART prototypes did) would make the upstream's availability depend on a third host.
 pub async fn register(State(st): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     if !st.config.registration {
-        return simple_oauth_error(
+        return oauth_refusal(
             StatusCode::FORBIDDEN,
             "access_denied",
             "registration is switched off on this proxy",
@@ -150,14 +150,14 @@ pub async fn register(State(st): State<Shared>, headers: HeaderMap, body: Body) 
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             tracing::error!(target: "stratus::auth", "saving the clients: {e}");
-            return simple_oauth_error(
+            return oauth_refusal(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
                 format!("the client could not be saved ({e}); register again later"),
             );
         }
         Err(e) => {
-            return simple_oauth_error(
+            return oauth_refusal(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
                 e.to_string(),

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use stratus_smart::server::OAuthError;
 
 /// Why `stratus proxy` could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -93,16 +92,4 @@ impl IntoResponse for Outcome {
     }
 }
 
-pub use stratus_service::answer::{no_store_json, oauth_error};
-
-pub fn simple_oauth_error(
-    status: StatusCode,
-    error: &'static str,
-    description: impl Into<String>,
-) -> Response {
-    oauth_error(&OAuthError {
-        status: status.as_u16(),
-        error,
-        description: description.into(),
-    })
-}
+pub use stratus_service::answer::{no_store_json, oauth_error, oauth_refusal};

@@ -6,30 +6,17 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use stratus_service::answer::{no_store_json, oauth_error};
+use stratus_service::answer::{no_store_json, oauth_error, oauth_refusal};
 use stratus_smart::endpoint;
 use stratus_smart::scope::Scopes;
-use stratus_smart::server::OAuthError;
 
 use crate::app::Shared;
-
-fn simple_error(
-    status: StatusCode,
-    error: &'static str,
-    description: impl Into<String>,
-) -> Response {
-    oauth_error(&OAuthError {
-        status: status.as_u16(),
-        error,
-        description: description.into(),
-    })
-}
 
 async fn read_body(state: &Shared, body: Body) -> Result<axum::body::Bytes, Response> {
     axum::body::to_bytes(body, state.config.max_body_bytes)
         .await
         .map_err(|_| {
-            simple_error(
+            oauth_refusal(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request",
                 format!("request body over {} bytes", state.config.max_body_bytes),
@@ -48,7 +35,7 @@ fn content_type(headers: &HeaderMap) -> String {
 /// `POST /auth/token`.
 pub async fn token(State(state): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     let Some(auth) = state.auth.clone() else {
-        return simple_error(
+        return oauth_refusal(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "this server runs without authorization (--open): no token is needed",
@@ -72,7 +59,7 @@ pub async fn token(State(state): State<Shared>, headers: HeaderMap, body: Body) 
             )
         }
         Ok(Err(e)) => oauth_error(&e),
-        Err(e) => simple_error(
+        Err(e) => oauth_refusal(
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
             e.to_string(),
@@ -87,14 +74,14 @@ pub async fn token(State(state): State<Shared>, headers: HeaderMap, body: Body) 
 /// from the network, which a local test bed should not do.
 pub async fn register(State(state): State<Shared>, headers: HeaderMap, body: Body) -> Response {
     let Some(auth) = state.auth.clone() else {
-        return simple_error(
+        return oauth_refusal(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "this server runs without authorization (--open): nothing to register",
         );
     };
     if !state.config.registration {
-        return simple_error(
+        return oauth_refusal(
             StatusCode::FORBIDDEN,
             "access_denied",
             "registration is switched off on this server (--no-registration)",

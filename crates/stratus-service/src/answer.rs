@@ -27,3 +27,16 @@ pub fn oauth_error(e: &OAuthError) -> Response {
         &e.to_json(),
     )
 }
+
+/// An OAuth error made on the spot: `error` is one of RFC 6749's codes.
+pub fn oauth_refusal(
+    status: StatusCode,
+    error: &'static str,
+    description: impl Into<String>,
+) -> Response {
+    oauth_error(&OAuthError {
+        status: status.as_u16(),
+        error,
+        description: description.into(),
+    })
+}
