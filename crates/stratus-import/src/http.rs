@@ -57,10 +57,7 @@ async fn access_log(req: axum::extract::Request, next: axum::middleware::Next) -
 /// An OperationOutcome answer with a real IssueType code (the prototype put the HTTP status
 /// number there).
 pub(crate) fn outcome(status: StatusCode, severity: &str, code: &str, text: &str) -> Response {
-    let body = json!({
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": severity, "code": code, "diagnostics": text}],
-    });
+    let body = crate::job::outcome(severity, code, text);
     let mut r = (status, body.to_string()).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -515,7 +512,6 @@ async fn kickoff(State(s): State<SharedState>, headers: HeaderMap, body: Body) -
         let st = JobState {
             id: id.clone(),
             client_id: client_id.clone(),
-            transaction_time: stratus_fhir::date::format_instant(now),
             created_ms: now,
             export_url: req.export_url.clone(),
             export_type: req.export_type,

@@ -28,8 +28,7 @@ pub struct JobState {
     pub id: String,
     /// The registered client that kicked it off: the only one that may see or cancel it.
     pub client_id: String,
-    /// When the import was initiated (the import manifest's `transactionTime`).
-    pub transaction_time: String,
+    /// When the import was initiated: the import manifest's `transactionTime`.
     pub created_ms: i64,
     pub export_url: String,
     pub export_type: ExportType,

@@ -131,6 +131,40 @@ async fn pull(
     }
 }
 
+/// The outcome file of a complete pull: what was imported, every validation problem, the
+/// provider's own error messages, and the kick-off parameters ignored.
+fn outcome_lines(st: &JobState, summary: &stratus_bulk::Summary) -> Vec<Value> {
+    let mut lines = Vec::new();
+    for (t, n) in &summary.resources_by_type {
+        lines.push(job::outcome(
+            "information",
+            "informational",
+            &format!("imported {n} {t} resources from {}", st.export_url),
+        ));
+    }
+    for p in &summary.problems {
+        lines.push(job::outcome("warning", "invalid", p));
+    }
+    for m in &summary.server_messages {
+        lines.push(job::outcome(
+            "error",
+            "processing",
+            &format!("the provider's export reported: {m}"),
+        ));
+    }
+    for f in &summary.attachment_failures {
+        lines.push(job::outcome("warning", "incomplete", f));
+    }
+    for name in &st.ignored {
+        lines.push(job::outcome(
+            "information",
+            "not-supported",
+            &format!("kick-off parameter '{name}' was ignored (Prefer: handling=lenient)"),
+        ));
+    }
+    lines
+}
+
 async fn run(shared: &Shared, id: &str) -> Result<(), String> {
     let (st, progress) = snapshot(shared, id).ok_or("the job was cancelled")?;
     let state_dir = &shared.config.state_dir;
@@ -151,34 +185,7 @@ async fn run(shared: &Shared, id: &str) -> Result<(), String> {
             },
             _ => pull(shared, &st, &provider, &opts, progress.clone()).await?,
         };
-        let mut lines = Vec::new();
-        for (t, n) in &summary.resources_by_type {
-            lines.push(job::outcome(
-                "information",
-                "informational",
-                &format!("imported {n} {t} resources from {}", st.export_url),
-            ));
-        }
-        for p in &summary.problems {
-            lines.push(job::outcome("warning", "invalid", p));
-        }
-        for m in &summary.server_messages {
-            lines.push(job::outcome(
-                "error",
-                "processing",
-                &format!("the provider's export reported: {m}"),
-            ));
-        }
-        for f in &summary.attachment_failures {
-            lines.push(job::outcome("warning", "incomplete", f));
-        }
-        for name in &st.ignored {
-            lines.push(job::outcome(
-                "information",
-                "not-supported",
-                &format!("kick-off parameter '{name}' was ignored (Prefer: handling=lenient)"),
-            ));
-        }
+        let lines = outcome_lines(&st, &summary);
         let n = job::write_outcomes(&JobState::outcome_path(state_dir, id), &lines)
             .map_err(|e| e.to_string())?;
         update(shared, id, |s| {
@@ -400,7 +407,7 @@ pub(crate) fn progress_text(st: &JobState, p: &stratus_bulk::Progress) -> String
 /// The import manifest of a finished job.
 pub(crate) fn manifest(shared: &Shared, st: &JobState) -> Value {
     let mut m = serde_json::json!({
-        "transactionTime": st.transaction_time,
+        "transactionTime": stratus_fhir::date::format_instant(st.created_ms),
         "requiresAccessToken": true,
         "outcome": [{
             "type": "OperationOutcome",
