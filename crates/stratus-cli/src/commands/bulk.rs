@@ -455,7 +455,7 @@ fn report(p: &Progress, done: &std::sync::atomic::AtomicBool, mode: Mode) {
     let mut dl_start: Option<Option<std::time::Instant>> = None;
     while !done.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
-        let phase = p.phase.lock().map(|s| s.clone()).unwrap_or_default();
+        let phase = p.phase_text();
         let wire = p.wire_bytes.load(Ordering::Relaxed);
         let secs = start.elapsed().as_secs_f64().max(0.001);
         let (done_files, total_files) = (
