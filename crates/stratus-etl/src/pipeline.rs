@@ -32,6 +32,13 @@ pub const RUN_FILE: &str = ".stratus-etl-run.json";
 pub const ETL_VERSION: &str = concat!("stratus-", env!("CARGO_PKG_VERSION"));
 
 const CHUNK: usize = 4096;
+/// The most JSON a batch holds for table outputs (Delta Lake, Parquet), whatever
+/// `--batch-size` says. A batch there is Arrow and Parquet pages on top of its JSON, two
+/// batches are in flight, and rows vary fifty-fold in size (a DiagnosticReport with its
+/// note against a vital sign), so a bound in rows alone let 100,000 large rows take over a
+/// gigabyte. ndjson output keeps batches of exactly `--batch-size`, as cumulus-etl's layout
+/// has them; it holds only the JSON.
+const TABLE_BATCH_BYTES: usize = 64 << 20;
 
 #[derive(Debug, Clone)]
 pub struct EtlOptions {
@@ -319,7 +326,7 @@ pub fn run(
         if let Some(u) = &input.log.url {
             row["export_url"] = json!(u);
         }
-        sink.write_batch(COMPLETION, &[row.to_string().into_bytes()])?;
+        sink.write_batch(COMPLETION, vec![row.to_string().into_bytes()])?;
         sink.finish_table(name)?;
         if *name == "encounter" {
             // Only the encounter task writes it: done now, its keys need not be held on.
@@ -461,7 +468,13 @@ fn read_task(
     mut emit: impl FnMut(Vec<Row>) -> Result<bool, EtlError>,
 ) -> Result<(), EtlError> {
     let cost = if name == "encounter" { 2 } else { 1 };
+    let max_bytes = if ctx.opts.output_format == "ndjson" {
+        usize::MAX
+    } else {
+        TABLE_BATCH_BYTES
+    };
     let mut batch: Vec<Row> = Vec::new();
+    let mut bytes = 0;
     std::thread::scope(|scope| -> Result<(), EtlError> {
         // Files are read and decompressed a chunk ahead on a thread of their own, so that
         // the cores scrubbing never wait for the disk or for gzip.
@@ -484,11 +497,16 @@ fn read_task(
                     match r {
                         Ok(row) => {
                             summary.attempt += 1;
+                            bytes += row.1.len();
                             batch.push(row);
-                            if batch.len() * cost >= ctx.opts.batch_size.max(cost)
+                            if (batch.len() * cost >= ctx.opts.batch_size.max(cost)
+                                || bytes >= max_bytes)
                                 && !emit(std::mem::take(&mut batch))?
                             {
                                 return Ok(());
+                            }
+                            if batch.is_empty() {
+                                bytes = 0;
                             }
                         }
                         Err((rejected, why)) => {
@@ -607,10 +625,10 @@ fn flush(
                 .into_bytes()
             })
             .collect();
-        sink.write_batch(COMPLETION_ENCOUNTERS, &completion)?;
+        sink.write_batch(COMPLETION_ENCOUNTERS, completion)?;
     }
     let data: Vec<Vec<u8>> = rows.into_iter().map(|(_, b)| b).collect();
-    Ok(sink.write_batch(table, &data)?)
+    Ok(sink.write_batch(table, data)?)
 }
 
 /// The newest job config in OUTPUT names the PHI folder it was made with; another PHI folder

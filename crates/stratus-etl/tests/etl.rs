@@ -195,7 +195,7 @@ struct Dying {
 }
 
 impl stratus_etl::Sink for Dying {
-    fn write_batch(&mut self, t: &str, rows: &[Vec<u8>]) -> Result<(), stratus_lake::LakeError> {
+    fn write_batch(&mut self, t: &str, rows: Vec<Vec<u8>>) -> Result<(), stratus_lake::LakeError> {
         if self.left == 0 {
             return Err(stratus_lake::LakeError::Usage("killed".into()));
         }

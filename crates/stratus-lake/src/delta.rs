@@ -278,8 +278,8 @@ impl DeltaSink {
     /// crash between the two leaves the appended rows written; the rerun finds their keys
     /// and MERGEs them, so nothing is doubled. (Writing in slices of a commit each, to hold
     /// less Arrow at a time, was tried: no less memory at the peak, a third slower.)
-    async fn upsert(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), LakeError> {
-        let Plan { schema, keys } = Self::plan(table, rows)?;
+    async fn upsert(&mut self, table: &str, rows: Vec<Vec<u8>>) -> Result<(), LakeError> {
+        let Plan { schema, keys } = Self::plan(table, &rows)?;
         let open = self.open(table).await?;
         if matches!(open.keys, Keys::Unread) {
             open.keys = match stored_keys(&open.table, table).await? {
@@ -287,7 +287,11 @@ impl DeltaSink {
                 None => Keys::Untracked,
             };
         }
-        let batches = Self::decode(table, &schema, rows)?;
+        let batches = Self::decode(table, &schema, &rows)?;
+        // The JSON is not needed once it is Arrow: freed before the write, which is the
+        // batch's memory peak (the Parquet pages come on top of the Arrow).
+        let row_count = rows.len();
+        drop(rows);
         // A table not yet created is tracked, and holds nothing.
         let held = match &open.keys {
             Keys::Tracked(set) => set.holds(&keys),
@@ -321,7 +325,7 @@ impl DeltaSink {
         }
         tracing::debug!(
             table,
-            rows = rows.len(),
+            rows = row_count,
             merged = known.iter().map(RecordBatch::num_rows).sum::<usize>(),
             "batch written"
         );
@@ -357,7 +361,7 @@ async fn append(
 /// Snappy as delta-rs writes by default, in row groups of [`WRITE_ROWS`]: the Parquet writer
 /// holds a whole row group's encoded pages for every one of the wide schema's hundreds of
 /// columns, which at the default million rows was most of the ETL's memory.
-pub(crate) fn writer_properties() -> WriterProperties {
+pub fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(WRITE_ROWS))
@@ -571,7 +575,7 @@ impl Sink for DeltaSink {
         })
     }
 
-    fn write_batch(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), LakeError> {
+    fn write_batch(&mut self, table: &str, rows: Vec<Vec<u8>>) -> Result<(), LakeError> {
         let rt = Arc::clone(&self.rt);
         rt.block_on(self.upsert(table, rows))
     }
@@ -580,7 +584,7 @@ impl Sink for DeltaSink {
         let rt = Arc::clone(&self.rt);
         rt.block_on(async {
             if self.open(table).await?.table.version().is_none() {
-                self.upsert(table, &[]).await?;
+                self.upsert(table, Vec::new()).await?;
             }
             Ok(())
         })
@@ -621,25 +625,26 @@ impl Sink for DeltaSink {
         if !self.optimize || open.table.version().is_none() {
             return Ok(());
         }
-        self.rt.block_on(async {
-            // Snappy, as the appends and as Spark (cumulus-etl's Delta writer) compact, in
-            // bounded row groups, two files at a time. Not zstd, delta-rs's default: parquet-rs
-            // keeps a zstd context (megabytes at level 4) for every column being written,
-            // and the wide schema has hundreds, which made compaction the run's memory peak
-            // (1.1 to 1.9 GB for a 16-million-row observation table). Its default row groups
-            // of a million rows buffered gigabytes too.
-            let props = writer_properties();
-            let (t, _) = open
-                .table
-                .optimize()
-                .with_writer_properties(props)
-                .with_max_concurrent_tasks(2)
-                .await
-                .map_err(|e| err(table, e))?;
-            t.vacuum().await.map_err(|e| err(table, e))?;
-            Ok(())
-        })
+        self.rt.block_on(optimize(open.table, table))
     }
+}
+
+async fn optimize(t: DeltaTable, table: &str) -> Result<(), LakeError> {
+    // Snappy, as the appends and as Spark (cumulus-etl's Delta writer) compact, in bounded
+    // row groups, two files at a time. Not zstd, delta-rs's default: parquet-rs keeps a zstd
+    // context (megabytes at level 4) for every column being written, and the wide schema has
+    // hundreds, which made compaction the run's memory peak (1.1 to 1.9 GB for a
+    // 16-million-row observation table). Its default row groups of a million rows buffered
+    // gigabytes too. (One task, one read partition and 16 or 64 MiB files were measured on
+    // that table too: no less memory, 1.6 to 2 times slower.)
+    let (t, _) = t
+        .optimize()
+        .with_writer_properties(writer_properties())
+        .with_max_concurrent_tasks(2)
+        .await
+        .map_err(|e| err(table, e))?;
+    t.vacuum().await.map_err(|e| err(table, e))?;
+    Ok(())
 }
 
 fn col(relation: &str, name: &str) -> Expr {

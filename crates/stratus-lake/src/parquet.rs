@@ -40,8 +40,8 @@ impl ParquetSink {
 }
 
 impl Sink for ParquetSink {
-    fn write_batch(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), LakeError> {
-        let plan = DeltaSink::plan(table, rows)?;
+    fn write_batch(&mut self, table: &str, rows: Vec<Vec<u8>>) -> Result<(), LakeError> {
+        let plan = DeltaSink::plan(table, &rows)?;
         let n = self.next_index(table);
         let dir = self.root.join(table);
         std::fs::create_dir_all(&dir).map_err(|e| LakeError::io(&dir, e))?;
@@ -68,7 +68,7 @@ impl Sink for ParquetSink {
 
     fn touch(&mut self, table: &str) -> Result<(), LakeError> {
         if self.next_index(table) == 0 {
-            self.write_batch(table, &[])?;
+            self.write_batch(table, Vec::new())?;
         }
         Ok(())
     }

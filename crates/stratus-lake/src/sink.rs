@@ -13,7 +13,7 @@ use crate::LakeError;
 /// `Send` so that a task can write one batch while it scrubs the next.
 pub trait Sink: Send {
     /// Writes one batch of JSON rows (one per line, no newline) to `table`.
-    fn write_batch(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), LakeError>;
+    fn write_batch(&mut self, table: &str, rows: Vec<Vec<u8>>) -> Result<(), LakeError>;
     /// Makes sure `table` exists even when no row came.
     fn touch(&mut self, table: &str) -> Result<(), LakeError>;
     /// Removes rows by (fake) id.
@@ -145,13 +145,13 @@ pub fn next_batch_index(root: &Path, table: &str, ext: &str) -> usize {
 }
 
 impl Sink for NdjsonSink {
-    fn write_batch(&mut self, table: &str, rows: &[Vec<u8>]) -> Result<(), LakeError> {
+    fn write_batch(&mut self, table: &str, rows: Vec<Vec<u8>>) -> Result<(), LakeError> {
         let n = self.next_index(table);
         let dir = self.root.join(table);
         std::fs::create_dir_all(&dir).map_err(|e| LakeError::io(&dir, e))?;
         let path = dir.join(format!("{table}.{n:03}.ndjson"));
         let mut f = AtomicFile::create(&path)?;
-        for r in rows {
+        for r in &rows {
             f.write_all(r)
                 .and_then(|()| f.write_all(b"\n"))
                 .map_err(|e| LakeError::io(&path, e))?;
@@ -163,7 +163,7 @@ impl Sink for NdjsonSink {
 
     fn touch(&mut self, table: &str) -> Result<(), LakeError> {
         if self.next_index(table) == 0 {
-            self.write_batch(table, &[])?;
+            self.write_batch(table, Vec::new())?;
         }
         Ok(())
     }

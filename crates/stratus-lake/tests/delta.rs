@@ -47,7 +47,7 @@ fn upserts_respect_last_updated_and_deletes_apply() {
     let mut sink = DeltaSink::new(root.to_str().unwrap(), true).unwrap();
     sink.write_batch(
         "condition",
-        &[
+        vec![
             row("a", "2024-01-01T00:00:00Z", "active"),
             row("b", "2024-01-01T00:00:00Z", "active"),
         ],
@@ -56,7 +56,7 @@ fn upserts_respect_last_updated_and_deletes_apply() {
     // A newer row for a, an older one for b, a new c.
     sink.write_batch(
         "condition",
-        &[
+        vec![
             row("a", "2025-01-01T00:00:00Z", "resolved"),
             row("b", "2023-01-01T00:00:00Z", "resolved"),
             row("c", "2024-01-01T00:00:00Z", "active"),
@@ -81,7 +81,7 @@ fn upserts_respect_last_updated_and_deletes_apply() {
     rerun
         .write_batch(
             "condition",
-            &[
+            vec![
                 row("a", "2020-01-01T00:00:00Z", "inactive"),
                 br#"{"resourceType":"Condition","id":"d","onsetAge":{"value":3,"unit":"a"},"note":[{"text":"n"}]}"#.to_vec(),
             ],
@@ -98,9 +98,9 @@ fn upserts_respect_last_updated_and_deletes_apply() {
     let enc = |t: &str| {
         format!(r#"{{"encounter_id":"e1","group_name":"g","export_time":"{t}","excluded_resources":""}}"#).into_bytes()
     };
-    sink.write_batch("etl__completion_encounters", &[enc("2024")])
+    sink.write_batch("etl__completion_encounters", vec![enc("2024")])
         .unwrap();
-    sink.write_batch("etl__completion_encounters", &[enc("2025")])
+    sink.write_batch("etl__completion_encounters", vec![enc("2025")])
         .unwrap();
     assert_eq!(
         query(
@@ -124,14 +124,17 @@ fn parquet_files_hold_each_batch() {
     let mut sink = ParquetSink::new(&root);
     sink.write_batch(
         "condition",
-        &[
+        vec![
             row("a", "2024-01-01T00:00:00Z", "active"),
             row("b", "2024-01-01T00:00:00Z", "active"),
         ],
     )
     .unwrap();
-    sink.write_batch("condition", &[row("c", "2024-01-01T00:00:00Z", "active")])
-        .unwrap();
+    sink.write_batch(
+        "condition",
+        vec![row("c", "2024-01-01T00:00:00Z", "active")],
+    )
+    .unwrap();
     sink.touch("observation").unwrap();
     let rows = |p: &std::path::Path| -> usize {
         ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(p).unwrap())

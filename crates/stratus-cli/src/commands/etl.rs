@@ -47,7 +47,8 @@ pub struct EtlArgs {
     /// Delta Lake: skip the compaction and vacuum after each table.
     #[arg(long)]
     pub no_table_optimization: bool,
-    /// Items per batch (an Encounter counts twice, for its completion row).
+    /// Items per batch (an Encounter counts twice, for its completion row). Delta Lake and
+    /// Parquet batches also end at 64 MiB of JSON, which bounds memory whatever the rows.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub batch_size: usize,
     /// The export's group name (default: from the input's log.ndjson).
