@@ -156,6 +156,9 @@ pub enum Command {
     /// Example: stratus etl export/ tables/ phi/ --export-group my-cohort --export-timestamp 2026-01-01
     #[command(verbatim_doc_comment)]
     Etl(Box<crate::commands::etl::EtlArgs>),
+    /// Build studies on the ETL's tables and export their aggregates (cumulus-library).
+    #[command(subcommand)]
+    Library(crate::commands::library::LibraryCommand),
     /// Run the whole chain on built-in defaults and show where everything went.
     ///
     /// Today: generate a synthetic population, summarise it, and load it into the Bulk Data

@@ -6,6 +6,7 @@ pub mod etl;
 pub mod export;
 pub mod import;
 pub mod keys;
+pub mod library;
 mod ndjson;
 pub mod proxy;
 mod serve;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Export(args) => export::export(&args, quiet),
         Command::Hydrate(args) => export::hydrate(&args, quiet),
         Command::Etl(args) => etl::run(&args, quiet),
+        Command::Library(cmd) => library::run(&cmd, quiet),
         Command::Demo(args) => demo::run(&args, quiet),
     }
 }

@@ -1,0 +1,170 @@
+//! `stratus library`: studies over the tables `stratus etl` wrote (cumulus-library's build,
+//! export and a report page).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use stratus_library::{BuildOptions, Study};
+
+use crate::exit::Outcome;
+use crate::output::StatusLine;
+
+#[derive(Debug, Subcommand)]
+pub enum LibraryCommand {
+    /// Build studies' tables on the ETL's output with SQL (embedded DataFusion).
+    ///
+    /// Reads the de-identified tables stratus etl wrote to OUTPUT (Delta Lake in a folder
+    /// or s3://bucket/prefix, or its ndjson or Parquet layout) and writes each study table
+    /// beside them (Delta tables, or OUTPUT/<table>/<table>.parquet), replacing the
+    /// study's tables from any earlier build. A table the study reads but the lake lacks
+    /// reads as empty; a field the data lacks reads as NULL.
+    ///
+    /// core: core__patient, core__encounter, core__condition, core__documentreference,
+    /// core__observation (with _lab and _vital_signs), core__medicationrequest, their
+    /// code tables, core__meta_date and _version, and the core__count_* cubes, where cells
+    /// counting fewer than --min-count patients (or encounters, notes, observations) are
+    /// left out. discovery: discovery__code_sources.
+    ///
+    /// Example: stratus library build --target core --target discovery --lake ./lake
+    #[command(verbatim_doc_comment)]
+    Build(BuildArgs),
+    /// Export a study's aggregate tables: CSV, Parquet and a zip for the aggregator.
+    ///
+    /// Writes OUT/<study>/<table>.<cube|flat|meta>.csv and .parquet for each non-empty
+    /// table the study's manifest lists for export (never line-level tables), rows sorted
+    /// by every column descending with NULLs first, the study's manifest.toml, and
+    /// OUT/<study>/<study>.zip holding the Parquet files and the manifest.
+    ///
+    /// Example: stratus library export --target core --lake ./lake --out ./export
+    #[command(verbatim_doc_comment)]
+    Export(ExportArgs),
+    /// List the studies: built in, and those found under --study-dir.
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StudyDirs {
+    /// A folder searched (recursively) for more studies: folders with a manifest.toml. A
+    /// study here replaces a built-in one with the same prefix. Repeatable.
+    #[arg(
+        long = "study-dir",
+        value_name = "DIR",
+        env = "STRATUS_LIBRARY_STUDY_DIR",
+        value_delimiter = ','
+    )]
+    pub study_dirs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// A study to build (core, discovery, or a --study-dir study). Repeatable.
+    #[arg(short, long = "target", value_name = "STUDY", required = true)]
+    pub targets: Vec<String>,
+    /// The ETL's OUTPUT: a folder or s3://bucket/prefix.
+    #[arg(long, value_name = "OUTPUT", env = "STRATUS_LIBRARY_LAKE")]
+    pub lake: String,
+    /// Leave out count cells under N (a workflow's own min_subject wins).
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub min_count: u64,
+    #[command(flatten)]
+    pub dirs: StudyDirs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The study to export.
+    #[arg(short, long = "target", value_name = "STUDY")]
+    pub target: String,
+    /// The lake the study was built in.
+    #[arg(long, value_name = "OUTPUT", env = "STRATUS_LIBRARY_LAKE")]
+    pub lake: String,
+    /// Where the export goes (OUT/<study>/...).
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub dirs: StudyDirs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub dirs: StudyDirs,
+}
+
+pub fn run(cmd: &LibraryCommand, quiet: bool) -> anyhow::Result<Outcome> {
+    match cmd {
+        LibraryCommand::Build(a) => build(a, quiet),
+        LibraryCommand::Export(a) => export(a, quiet),
+        LibraryCommand::List(a) => list(a),
+    }
+}
+
+fn build(a: &BuildArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    let opts = BuildOptions {
+        lake: a.lake.clone(),
+        targets: a.targets.clone(),
+        study_dirs: a.dirs.study_dirs.clone(),
+        min_count: Some(a.min_count),
+    };
+    let start = Instant::now();
+    let summaries = {
+        let mut status = StatusLine::new(std::io::stderr().is_terminal());
+        stratus_library::build(&opts, |study, table, rows| {
+            if !quiet && status.due() {
+                status.show(&format!(
+                    "{study}: built {table} ({rows} rows), {:.1} s",
+                    start.elapsed().as_secs_f64()
+                ));
+            }
+        })
+        .with_context(|| format!("building {} on {}", a.targets.join(", "), a.lake))?
+    };
+    if !quiet {
+        for s in &summaries {
+            let rows: usize = s.tables.iter().map(|(_, n)| n).sum();
+            eprintln!(
+                "{}: {} tables, {rows} rows, in {:.1} s",
+                s.study,
+                s.tables.len(),
+                s.seconds
+            );
+            for (t, n) in &s.tables {
+                if t.contains("__count_") || t.ends_with("__code_sources") {
+                    eprintln!("  {t}: {n} rows");
+                }
+            }
+            if !s.missing.is_empty() {
+                eprintln!(
+                    "  read as empty (not in the lake): {}",
+                    s.missing.join(", ")
+                );
+            }
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+fn export(a: &ExportArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    let s = stratus_library::export(&a.lake, &a.target, &a.dirs.study_dirs, &a.out)
+        .with_context(|| format!("exporting {} from {}", a.target, a.lake))?;
+    if !quiet {
+        for (f, n) in &s.files {
+            eprintln!("  {f}: {n} rows");
+        }
+        if !s.empty.is_empty() {
+            eprintln!("  empty, not written: {}", s.empty.join(", "));
+        }
+    }
+    println!("{}", s.zip.display());
+    Ok(Outcome::Success)
+}
+
+fn list(a: &ListArgs) -> anyhow::Result<Outcome> {
+    for s in Study::all(&a.dirs.study_dirs)? {
+        println!("{:<12} {}  ({})", s.prefix, s.description, s.origin);
+    }
+    Ok(Outcome::Success)
+}

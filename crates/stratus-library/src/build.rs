@@ -1,0 +1,349 @@
+//! Building a study: its source tables registered (fitted to the fields it reads), then its
+//! actions in order. A `build` action runs the statements of its SQL files; each
+//! `CREATE TABLE <prefix>__<name> AS SELECT …` is written to the lake and can be read by
+//! the statements after it. A `counts` action makes one CUBE table per workflow entry.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use stratus_fhir::sonic_rs;
+use stratus_lake::deltalake::arrow::datatypes::Schema;
+use stratus_lake::deltalake::datafusion::execution::SessionStateBuilder;
+use stratus_lake::deltalake::datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use stratus_lake::deltalake::datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use stratus_lake::deltalake::delta_datafusion::planner::DeltaPlanner;
+use stratus_lake::schema::Presence;
+
+use crate::counts::{MIN_COUNT, Workflow};
+use crate::lake::{Lake, completion_columns, strings};
+use crate::study::Study;
+use crate::{LibraryError, udf};
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The lake: the OUTPUT of `stratus etl` (a folder or `s3://…`).
+    pub lake: String,
+    /// Studies to build, in order.
+    pub targets: Vec<String>,
+    /// Folders searched for more studies.
+    pub study_dirs: Vec<PathBuf>,
+    /// Counts cells under this are left out (default 10).
+    pub min_count: Option<u64>,
+}
+
+/// What a study's build made.
+#[derive(Debug, Clone)]
+pub struct BuildSummary {
+    pub study: String,
+    /// (table, rows), in the order built.
+    pub tables: Vec<(String, usize)>,
+    /// Source tables the lake lacked, read as empty.
+    pub missing: Vec<String>,
+    pub seconds: f64,
+}
+
+/// Builds each target study on the lake.
+pub fn build(
+    opts: &BuildOptions,
+    mut on_table: impl FnMut(&str, &str, usize),
+) -> Result<Vec<BuildSummary>, LibraryError> {
+    let studies = opts
+        .targets
+        .iter()
+        .map(|t| Study::find(t, &opts.study_dirs))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| LibraryError::Usage(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async {
+        let lake = Lake::open(&opts.lake)?;
+        let mut out = Vec::new();
+        for study in &studies {
+            out.push(build_study(&lake, study, opts, &mut on_table).await?);
+        }
+        Ok(out)
+    })
+}
+
+/// A session with this crate's functions, on every core.
+pub fn session() -> SessionContext {
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_batch_size(8192);
+    let defaults = SessionStateBuilder::new()
+        .with_config(config.clone())
+        .with_default_features()
+        .build();
+    // This rule (DataFusion 55) fails to plan struct fields read through a table alias in
+    // a CTE ("ambiguous __datafusion_extracted_N"), which is how every study reads FHIR.
+    let rules: Vec<_> = defaults
+        .optimizers()
+        .iter()
+        .filter(|r| r.name() != "push_down_leaf_projections")
+        .cloned()
+        .collect();
+    // Delta's planner, so that a Delta write can run a plan made in this session.
+    let state = SessionStateBuilder::new_from_existing(defaults)
+        .with_optimizer_rules(rules)
+        .with_query_planner(DeltaPlanner::new())
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    udf::register(&ctx);
+    ctx
+}
+
+async fn build_study(
+    lake: &Lake,
+    study: &Study,
+    opts: &BuildOptions,
+    on_table: &mut impl FnMut(&str, &str, usize),
+) -> Result<BuildSummary, LibraryError> {
+    let start = Instant::now();
+    let ctx = session();
+    let have = lake.tables().await?;
+    let mut missing = Vec::new();
+    for (table, paths) in &study.sources {
+        let wanted = wanted_schema(table, paths)?;
+        let present = have.contains(table);
+        if !present {
+            missing.push(table.clone());
+        }
+        lake.register(&ctx, table, &wanted, present).await?;
+    }
+    // Other studies' tables (a study may read core's), as they are.
+    for t in &have {
+        if t.contains("__") && !t.starts_with("etl__") && !study.sources.contains_key(t) {
+            let _ = lake.register_study_table(&ctx, t).await;
+        }
+    }
+    lake.drop_prefix(&study.prefix).await?;
+    let mut tables = Vec::new();
+    let min_count = opts.min_count.unwrap_or(MIN_COUNT);
+    for action in &study.actions {
+        match action.kind.as_str() {
+            "build" => {
+                for file in &action.files {
+                    let sql = study.read(file)?;
+                    for stmt in statements(&sql) {
+                        if let Some((name, rows)) = run(lake, &ctx, study, file, &stmt).await? {
+                            on_table(&study.prefix, &name, rows);
+                            tables.push((name, rows));
+                        }
+                    }
+                }
+            }
+            "counts" => {
+                for file in &action.files {
+                    let w = Workflow::parse(&study.read(file)?, file)?;
+                    for (name, t) in &w.tables {
+                        let name = study.table_name(name);
+                        let q = crate::counts::query(t, min_count);
+                        let stmt = format!("CREATE TABLE {name} AS {q}");
+                        if let Some((name, rows)) = run(lake, &ctx, study, file, &stmt).await? {
+                            on_table(&study.prefix, &name, rows);
+                            tables.push((name, rows));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(BuildSummary {
+        study: study.prefix.clone(),
+        tables,
+        missing,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Runs one statement; a `CREATE TABLE … AS` is stored in the lake and gives its name and
+/// row count.
+async fn run(
+    lake: &Lake,
+    ctx: &SessionContext,
+    study: &Study,
+    file: &str,
+    stmt: &str,
+) -> Result<Option<(String, usize)>, LibraryError> {
+    let fail = |message: String| LibraryError::Statement {
+        study: study.prefix.clone(),
+        file: file.to_owned(),
+        message,
+    };
+    let plan = ctx
+        .state()
+        .create_logical_plan(stmt)
+        .await
+        .map_err(|e| fail(format!("{e}\n  in: {}", first_line(stmt))))?;
+    if let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(c)) = &plan {
+        let name = c.name.table().to_owned();
+        let prefix = format!("{}__", study.prefix);
+        if !name.starts_with(&prefix) || name[prefix.len()..].contains("__") {
+            return Err(fail(format!(
+                "table {name}: a study's tables are named {prefix}<name>, with no other __"
+            )));
+        }
+        let input = c.input.as_ref().clone();
+        // Athena lower-cases every column name; so do the study's tables.
+        let df = DataFrame::new(ctx.state(), input);
+        let df = lower_case_columns(df).map_err(|e| fail(format!("{name}: {e}")))?;
+        let rows = lake.store_table(ctx, &name, df).await?;
+        return Ok(Some((name, rows)));
+    }
+    let df = ctx
+        .execute_logical_plan(plan)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    df.collect().await.map_err(|e| fail(e.to_string()))?;
+    Ok(None)
+}
+
+fn lower_case_columns(
+    df: DataFrame,
+) -> Result<DataFrame, stratus_lake::deltalake::datafusion::common::DataFusionError> {
+    use stratus_lake::deltalake::datafusion::common::Column;
+    use stratus_lake::deltalake::datafusion::prelude::Expr;
+    let exprs: Vec<Expr> = df
+        .schema()
+        .columns()
+        .into_iter()
+        .map(|c: Column| {
+            let lower = c.name.to_lowercase();
+            Expr::Column(c).alias(lower)
+        })
+        .collect();
+    df.select(exprs)
+}
+
+/// The schema a study wants of a source table: the wide schema of the fields it names.
+fn wanted_schema(table: &str, paths: &[String]) -> Result<Schema, LibraryError> {
+    if let Some(cols) = completion_columns(table) {
+        return Ok(strings(cols));
+    }
+    // A row holding every named path: the wide schema builder then keeps each of them.
+    let mut row = serde_json::Map::new();
+    for p in paths {
+        let mut at = &mut row;
+        // `contained.<Type>.<path>`: a field of contained resources of that type.
+        let mut owned: Vec<String> = p.split('.').map(str::to_owned).collect();
+        if owned.first().is_some_and(|f| f == "contained") && owned.len() > 2 {
+            let t = owned.remove(1);
+            let contained = row
+                .entry("contained")
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()));
+            if let Some(items) = contained.as_array_mut() {
+                let mut item = serde_json::Map::new();
+                item.insert("resourceType".into(), serde_json::Value::String(t));
+                let mut cur = &mut item;
+                for (i, part) in owned[1..].iter().enumerate() {
+                    if i + 2 == owned.len() {
+                        cur.insert(part.clone(), serde_json::Value::String("x".into()));
+                    } else {
+                        cur = match cur
+                            .entry(part.clone())
+                            .or_insert_with(|| serde_json::Value::Object(Default::default()))
+                            .as_object_mut()
+                        {
+                            Some(o) => o,
+                            None => break,
+                        };
+                    }
+                }
+                items.push(serde_json::Value::Object(item));
+            }
+            continue;
+        }
+        let parts: Vec<&str> = owned.iter().map(String::as_str).collect();
+        for (i, part) in parts.iter().enumerate() {
+            if i + 1 == parts.len() {
+                at.entry(part.to_string())
+                    .or_insert_with(|| serde_json::Value::String("x".into()));
+            } else {
+                let next = at
+                    .entry(part.to_string())
+                    .or_insert_with(|| serde_json::Value::Object(Default::default()));
+                if !next.is_object() {
+                    *next = serde_json::Value::Object(Default::default());
+                }
+                at = match next.as_object_mut() {
+                    Some(o) => o,
+                    None => break,
+                };
+            }
+        }
+    }
+    let text = serde_json::Value::Object(row).to_string();
+    let v: sonic_rs::Value =
+        sonic_rs::from_str(&text).map_err(|e| LibraryError::table(table, e))?;
+    let mut presence = Presence::default();
+    presence.add_value(&v);
+    Ok(stratus_lake::schema::for_presence(
+        stratus_lake::delta::resource_type_of(table),
+        &presence,
+    ))
+}
+
+/// The statements of a SQL file: `--` comments dropped, split on `;` outside quotes.
+pub fn statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                cur.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '\'' | '"' => {
+                    quote = Some(c);
+                    cur.push(c);
+                }
+                '-' if chars.peek() == Some(&'-') => {
+                    for c in chars.by_ref() {
+                        if c == '\n' {
+                            cur.push('\n');
+                            break;
+                        }
+                    }
+                }
+                ';' => {
+                    if !cur.trim().is_empty() {
+                        out.push(cur.trim().to_owned());
+                    }
+                    cur.clear();
+                }
+                _ => cur.push(c),
+            },
+        }
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_owned());
+    }
+    out
+}
+
+fn first_line(s: &str) -> String {
+    let l = s.lines().next().unwrap_or_default();
+    if l.len() > 100 {
+        format!("{}…", &l[..l.floor_char_boundary(100)])
+    } else {
+        l.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statements;
+
+    #[test]
+    fn statements_split_on_semicolons_outside_quotes_and_comments() {
+        let s = statements("-- a; comment\nSELECT 'a;b'; SELECT \"x;\" -- c;\n;\n\n");
+        assert_eq!(s, ["SELECT 'a;b'", "SELECT \"x;\""]);
+    }
+}

@@ -1,0 +1,30 @@
+//! Studies over the tables `stratus etl` writes, as cumulus-library builds them: a study is
+//! a folder with a `manifest.toml`, SQL files and counts workflows; `core` and `discovery`
+//! ship built in. SQL runs on embedded DataFusion over the lake (Delta Lake, local or
+//! `s3://`, or the ETL's ndjson and Parquet layouts) and the study's tables are stored
+//! beside the input; only aggregate tables can be exported.
+
+/// Running a study's stages: statements, counts, the tables they make.
+pub mod build;
+/// Fitting a table's rows to the schema a study reads, so a missing field is NULL.
+pub mod conform;
+/// The CUBE tables of a counts workflow, with small-cell suppression.
+pub mod counts;
+/// Errors of this crate.
+pub mod error;
+/// Aggregate tables out as CSV and Parquet, and the zip that may leave the site.
+pub mod export;
+/// The lake: which tables it holds, reading them into DataFusion, storing results.
+pub mod lake;
+/// Study manifests, built-in and from folders.
+pub mod study;
+/// SQL functions with the Athena semantics the studies expect (FHIR dates, ages).
+pub mod udf;
+/// A minimal zip writer (deflate) for the export archive.
+mod zip;
+
+pub use build::{BuildOptions, BuildSummary, build};
+pub use error::LibraryError;
+pub use export::{ExportSummary, export};
+pub use lake::Lake;
+pub use study::Study;

@@ -1,0 +1,290 @@
+//! A study is data: a folder with a `manifest.toml`, SQL files and counts workflows. The
+//! manifest names the study's prefix (every table it makes is `<prefix>__<name>`), the source
+//! tables it reads with the FHIR fields it needs from each (what a site lacks reads as
+//! NULL), and its stages: ordered actions that build tables or say which tables may be
+//! exported. `core` and `discovery` are compiled in; `--study-dir` adds a site's own.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::LibraryError;
+
+/// The built-in studies: (name, [(file, text)]).
+const BUILTIN: &[(&str, &[(&str, &str)])] = &[
+    (
+        "core",
+        &[
+            (
+                "manifest.toml",
+                include_str!("../studies/core/manifest.toml"),
+            ),
+            ("setup.sql", include_str!("../studies/core/setup.sql")),
+            ("patient.sql", include_str!("../studies/core/patient.sql")),
+            (
+                "encounter.sql",
+                include_str!("../studies/core/encounter.sql"),
+            ),
+            (
+                "condition.sql",
+                include_str!("../studies/core/condition.sql"),
+            ),
+            (
+                "documentreference.sql",
+                include_str!("../studies/core/documentreference.sql"),
+            ),
+            (
+                "observation.sql",
+                include_str!("../studies/core/observation.sql"),
+            ),
+            (
+                "medicationrequest.sql",
+                include_str!("../studies/core/medicationrequest.sql"),
+            ),
+            ("meta.sql", include_str!("../studies/core/meta.sql")),
+            (
+                "count_core.toml",
+                include_str!("../studies/core/count_core.toml"),
+            ),
+        ],
+    ),
+    (
+        "discovery",
+        &[
+            (
+                "manifest.toml",
+                include_str!("../studies/discovery/manifest.toml"),
+            ),
+            (
+                "code_sources.sql",
+                include_str!("../studies/discovery/code_sources.sql"),
+            ),
+        ],
+    ),
+];
+
+/// Where a study's files are.
+#[derive(Debug, Clone)]
+enum Files {
+    Builtin(&'static [(&'static str, &'static str)]),
+    Folder(PathBuf),
+}
+
+/// A loaded study.
+#[derive(Debug, Clone)]
+pub struct Study {
+    pub prefix: String,
+    pub description: String,
+    /// Source table → the dotted FHIR paths the study reads from it.
+    pub sources: BTreeMap<String, Vec<String>>,
+    /// The `default` stage's actions, in order.
+    pub actions: Vec<Action>,
+    /// Where it came from, for `library list`.
+    pub origin: String,
+    files: Files,
+}
+
+/// One step of a stage.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    /// `build` (SQL files, statements in order), `counts` (workflow files), or
+    /// `export:counts` / `export:flat` / `export:meta`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// For exports: table names (with or without the prefix).
+    #[serde(default)]
+    pub tables: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    study_prefix: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    sources: BTreeMap<String, Vec<String>>,
+    stages: BTreeMap<String, Vec<Action>>,
+}
+
+impl Study {
+    /// The built-in study `name`, if there is one.
+    pub fn builtin(name: &str) -> Option<Study> {
+        let (_, files) = BUILTIN.iter().find(|(n, _)| *n == name)?;
+        let text = files.iter().find(|(f, _)| *f == "manifest.toml")?.1;
+        Study::parse(
+            text,
+            Path::new(name),
+            Files::Builtin(files),
+            "built in".into(),
+        )
+        .ok()
+    }
+
+    /// The study in `dir` (which holds its `manifest.toml`).
+    pub fn load(dir: &Path) -> Result<Study, LibraryError> {
+        let path = dir.join("manifest.toml");
+        let text = std::fs::read_to_string(&path).map_err(|e| LibraryError::io(&path, e))?;
+        Study::parse(
+            &text,
+            &path,
+            Files::Folder(dir.to_owned()),
+            dir.display().to_string(),
+        )
+    }
+
+    fn parse(text: &str, path: &Path, files: Files, origin: String) -> Result<Study, LibraryError> {
+        let bad = |message: String| LibraryError::Manifest {
+            path: path.to_owned(),
+            message,
+        };
+        let m: Manifest = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let prefix = m.study_prefix.to_lowercase();
+        let valid = prefix
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic())
+            && prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(bad(format!(
+                "study_prefix {prefix:?} must be a letter then letters, digits or _"
+            )));
+        }
+        if m.stages.is_empty() {
+            return Err(bad("the manifest has no stages".into()));
+        }
+        // `default`, or else every stage in order, as cumulus-library's `all`.
+        let actions: Vec<Action> = match m.stages.get("default") {
+            Some(a) => a.clone(),
+            None => m.stages.values().flatten().cloned().collect(),
+        };
+        for a in &actions {
+            let known = [
+                "build",
+                "counts",
+                "export:counts",
+                "export:flat",
+                "export:meta",
+            ];
+            if !known.contains(&a.kind.as_str()) {
+                return Err(bad(format!(
+                    "unknown action type {:?} (known: {})",
+                    a.kind,
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(Study {
+            prefix,
+            description: m.description,
+            sources: m.sources,
+            actions,
+            origin,
+            files,
+        })
+    }
+
+    /// The text of one of the study's files.
+    pub fn read(&self, file: &str) -> Result<String, LibraryError> {
+        match &self.files {
+            Files::Builtin(files) => files
+                .iter()
+                .find(|(f, _)| *f == file)
+                .map(|(_, t)| (*t).to_owned())
+                .ok_or_else(|| LibraryError::Usage(format!("{}: no file {file}", self.prefix))),
+            Files::Folder(dir) => {
+                let path = dir.join(file);
+                std::fs::read_to_string(&path).map_err(|e| LibraryError::io(&path, e))
+            }
+        }
+    }
+
+    /// The study named `name`: a `--study-dir` study wins over a built-in one with the same
+    /// prefix, as in cumulus-library.
+    pub fn find(name: &str, study_dirs: &[PathBuf]) -> Result<Study, LibraryError> {
+        let all = Study::all(study_dirs)?;
+        all.into_iter().rev().find(|s| s.prefix == name).ok_or_else(|| {
+            let known: Vec<String> = Study::all(study_dirs)
+                .map(|a| a.into_iter().map(|s| s.prefix).collect())
+                .unwrap_or_default();
+            LibraryError::Usage(format!(
+                "no study {name:?} (known: {}; a study folder holds a manifest.toml and is added with --study-dir)",
+                known.join(", ")
+            ))
+        })
+    }
+
+    /// Every study: the built-in ones, then those found (recursively) under `study_dirs`.
+    pub fn all(study_dirs: &[PathBuf]) -> Result<Vec<Study>, LibraryError> {
+        let mut out: Vec<Study> = BUILTIN
+            .iter()
+            .filter_map(|(n, _)| Study::builtin(n))
+            .collect();
+        for dir in study_dirs {
+            let mut found = Vec::new();
+            find_manifests(dir, &mut found)?;
+            found.sort();
+            for d in found {
+                out.push(Study::load(&d)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Exportable tables, with the kind each is exported as (`cube`, `flat`, `meta`).
+    pub fn exports(&self) -> Result<Vec<(String, &'static str)>, LibraryError> {
+        let mut out = Vec::new();
+        for a in &self.actions {
+            let kind = match a.kind.as_str() {
+                "export:counts" => "cube",
+                "export:flat" => "flat",
+                "export:meta" => "meta",
+                _ => continue,
+            };
+            for t in &a.tables {
+                out.push((self.table_name(t), kind));
+            }
+            for f in &a.files {
+                for t in crate::counts::Workflow::parse(&self.read(f)?, f)?
+                    .tables
+                    .keys()
+                {
+                    out.push((self.table_name(t), kind));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `name` with the study's prefix, added if missing.
+    pub fn table_name(&self, name: &str) -> String {
+        let p = format!("{}__", self.prefix);
+        if name.starts_with(&p) {
+            name.to_owned()
+        } else {
+            format!("{p}{name}")
+        }
+    }
+}
+
+fn find_manifests(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LibraryError> {
+    if dir.join("manifest.toml").is_file() {
+        out.push(dir.to_owned());
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| LibraryError::io(dir, e))?;
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            find_manifests(&e.path(), out)?;
+        }
+    }
+    Ok(())
+}

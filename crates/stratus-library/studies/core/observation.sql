@@ -1,0 +1,114 @@
+-- Observations: every coding of category, code, interpretation, value and data-absent
+-- reason (a cross product, as in cumulus-library), and the laboratory and vital-signs
+-- subsets.
+
+CREATE TABLE core__observation_dn_category AS
+WITH cc AS (
+    SELECT id, CAST(r AS BIGINT) AS "row", arr[r] AS cc
+    FROM (
+        SELECT id, category AS arr,
+            unnest(range(1, coalesce(CAST(array_length(category) AS BIGINT), 0) + 1)) AS r
+        FROM observation
+    )
+),
+codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
+SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
+    c['userSelected'] AS "userSelected"
+FROM codings;
+
+CREATE TABLE core__observation_dn_code AS
+WITH cc AS (SELECT id, 0 AS "row", code AS cc FROM observation),
+codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
+SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
+    c['userSelected'] AS "userSelected"
+FROM codings;
+
+CREATE TABLE core__observation_dn_interpretation AS
+WITH cc AS (
+    SELECT id, CAST(r AS BIGINT) AS "row", arr[r] AS cc
+    FROM (
+        SELECT id, interpretation AS arr,
+            unnest(range(1, coalesce(CAST(array_length(interpretation) AS BIGINT), 0) + 1)) AS r
+        FROM observation
+    )
+),
+codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
+SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
+    c['userSelected'] AS "userSelected"
+FROM codings;
+
+CREATE TABLE core__observation_dn_valuecodeableconcept AS
+WITH cc AS (SELECT id, 0 AS "row", "valueCodeableConcept" AS cc FROM observation),
+codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
+SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
+    c['userSelected'] AS "userSelected"
+FROM codings;
+
+CREATE TABLE core__observation_dn_dataabsentreason AS
+WITH cc AS (SELECT id, 0 AS "row", "dataAbsentReason" AS cc FROM observation),
+codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
+SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
+    c['userSelected'] AS "userSelected"
+FROM codings;
+
+CREATE TABLE core__observation AS
+WITH base AS (
+    SELECT o.id, o.status, fhir_timestamp(o."effectiveDateTime") AS effective,
+        fhir_date(o."effectiveDateTime") AS effective_day, o."valueQuantity" AS q,
+        o."valueString", o.subject['reference'] AS subject_ref,
+        o.encounter['reference'] AS encounter_ref, o.specimen['reference'] AS specimen_ref
+    FROM observation AS o
+    WHERE o.status IS NULL OR o.status <> 'entered-in-error'
+)
+SELECT DISTINCT
+    b.id,
+    cat.code AS category_code, cat.system AS category_system,
+    b.status,
+    cc.code AS observation_code, cc.system AS observation_system,
+    i.code AS interpretation_code, i.system AS interpretation_system, i.display AS interpretation_display,
+    b.effective AS "effectiveDateTime",
+    b.effective_day AS "effectiveDateTime_day",
+    CAST(date_trunc('week', b.effective_day) AS DATE) AS "effectiveDateTime_week",
+    CAST(date_trunc('month', b.effective_day) AS DATE) AS "effectiveDateTime_month",
+    CAST(date_trunc('year', b.effective_day) AS DATE) AS "effectiveDateTime_year",
+    v.code AS "valueCodeableConcept_code", v.system AS "valueCodeableConcept_system",
+    v.display AS "valueCodeableConcept_display",
+    CAST(b.q['value'] AS DOUBLE) AS "valueQuantity_value",
+    b.q['comparator'] AS "valueQuantity_comparator",
+    b.q['unit'] AS "valueQuantity_unit",
+    b.q['system'] AS "valueQuantity_system",
+    b.q['code'] AS "valueQuantity_code",
+    b."valueString",
+    dar.code AS "dataAbsentReason_code", dar.system AS "dataAbsentReason_system",
+    dar.display AS "dataAbsentReason_display",
+    b.subject_ref,
+    b.encounter_ref,
+    b.specimen_ref,
+    concat('Observation/', b.id) AS observation_ref
+FROM base AS b
+LEFT JOIN core__observation_dn_category AS cat ON cat.id = b.id
+LEFT JOIN core__observation_dn_code AS cc ON cc.id = b.id
+LEFT JOIN core__observation_dn_interpretation AS i ON i.id = b.id
+LEFT JOIN core__observation_dn_valuecodeableconcept AS v ON v.id = b.id
+LEFT JOIN core__observation_dn_dataabsentreason AS dar ON dar.id = b.id;
+
+CREATE TABLE core__observation_lab AS
+SELECT id, observation_code, observation_system, category_code, category_system,
+    "valuecodeableconcept_code", "valuecodeableconcept_system", "valuecodeableconcept_display",
+    "effectivedatetime_day", "effectivedatetime_week", "effectivedatetime_month",
+    "effectivedatetime_year", status, subject_ref, encounter_ref, specimen_ref, observation_ref
+FROM core__observation
+WHERE category_code = 'laboratory'
+    AND category_system = 'http://terminology.hl7.org/CodeSystem/observation-category';
+
+CREATE TABLE core__observation_vital_signs AS
+SELECT id, observation_code, observation_system, category_code, category_system,
+    "valuecodeableconcept_code", "valuecodeableconcept_system", "valuecodeableconcept_display",
+    "valuequantity_value", "valuequantity_comparator", "valuequantity_unit",
+    "valuequantity_system", "valuequantity_code",
+    interpretation_code, interpretation_system, interpretation_display,
+    "effectivedatetime_day", "effectivedatetime_week", "effectivedatetime_month",
+    "effectivedatetime_year", status, subject_ref, encounter_ref, specimen_ref, observation_ref
+FROM core__observation
+WHERE category_code = 'vital-signs'
+    AND category_system = 'http://terminology.hl7.org/CodeSystem/observation-category';

@@ -1,0 +1,240 @@
+//! The core and discovery studies built on the ETL's output of the Synthea sample, in Delta
+//! Lake and in the ndjson layout, and what an export may hold.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use stratus_etl::pipeline::{EtlOptions, EtlProgress, run};
+use stratus_lake::DeltaSink;
+use stratus_lake::deltalake::arrow::array::{Array, RecordBatch};
+use stratus_lake::deltalake::arrow::util::display::array_value_to_string;
+use stratus_library::{BuildOptions, build, export};
+
+fn synthea() -> PathBuf {
+    if let Ok(p) = std::env::var("STRATUS_SYNTHEA_DIR") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/synthea-r4-100")
+}
+
+/// The ETL of the Synthea sample into `out` (`deltalake` or `ndjson`).
+fn etl(dir: &Path, format: &str) -> PathBuf {
+    let out = dir.join(format!("lake-{format}"));
+    let phi = dir.join("phi");
+    std::fs::create_dir_all(&phi).unwrap();
+    std::fs::write(
+        phi.join("codebook.json"),
+        r#"{"version": 1, "codebook_id": "test-book", "id_salt": "31323334"}"#,
+    )
+    .unwrap();
+    let opts = EtlOptions {
+        input: synthea(),
+        output: out.clone(),
+        phi,
+        tasks: vec![],
+        exclude: vec![],
+        batch_size: 100_000,
+        export_group: Some("g".into()),
+        export_timestamp: Some("2024-01-01T00:00:00Z".into()),
+        errors_to: None,
+        comment: String::new(),
+        allow_missing: true,
+        output_format: format.into(),
+    };
+    if format == "ndjson" {
+        run(
+            &opts,
+            &mut stratus_lake::NdjsonSink::new(&out),
+            &EtlProgress::default(),
+        )
+        .unwrap();
+    } else {
+        let mut sink = DeltaSink::new(out.to_str().unwrap(), false).unwrap();
+        run(&opts, &mut sink, &EtlProgress::default()).unwrap();
+    }
+    out
+}
+
+fn options(lake: &Path, targets: &[&str]) -> BuildOptions {
+    BuildOptions {
+        lake: lake.display().to_string(),
+        targets: targets.iter().map(|t| (*t).to_owned()).collect(),
+        study_dirs: vec![],
+        min_count: None,
+    }
+}
+
+/// `sql` on the lake's study tables, each row as its columns' text joined with `|`.
+fn query(lake: &Path, tables: &[&str], sql: &str) -> Vec<String> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let l = stratus_library::Lake::open(lake.to_str().unwrap()).unwrap();
+        let ctx = stratus_library::build::session();
+        for t in tables {
+            l.register_study_table(&ctx, t).await.unwrap();
+        }
+        let batches: Vec<RecordBatch> = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let mut out = Vec::new();
+        for b in &batches {
+            for r in 0..b.num_rows() {
+                let cols: Vec<String> = b
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        if c.is_null(r) {
+                            "NULL".into()
+                        } else {
+                            array_value_to_string(c, r).unwrap()
+                        }
+                    })
+                    .collect();
+                out.push(cols.join("|"));
+            }
+        }
+        out
+    })
+}
+
+#[test]
+fn core_and_discovery_build_on_a_delta_lake_and_export_only_aggregates() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = etl(dir.path(), "deltalake");
+    let summaries = build(&options(&lake, &["core", "discovery"]), |_, _, _| {}).unwrap();
+    let core = &summaries[0];
+    let rows = |t: &str| {
+        core.tables
+            .iter()
+            .find(|(n, _)| n == t)
+            .map(|(_, n)| *n)
+            .unwrap_or_else(|| panic!("no {t}"))
+    };
+    // Every Synthea patient has a birth date and a gender.
+    assert_eq!(rows("core__patient"), 100);
+    assert!(rows("core__encounter") > 1000, "{core:?}");
+    assert!(rows("core__condition") > 100);
+    assert!(rows("core__observation_lab") > 1000);
+    assert!(rows("core__observation_vital_signs") > 1000);
+    assert!(rows("core__count_patient") > 0);
+    assert_eq!(rows("core__meta_version"), 1);
+
+    // Columns are lower case, as Athena gives them; every patient has a 3-digit zip.
+    let p = query(
+        &lake,
+        &["core__patient"],
+        "SELECT count(*), count(DISTINCT gender), min(length(postalcode_3)) FROM core__patient",
+    );
+    assert_eq!(p, ["100|2|3"]);
+
+    // The whole population is the cube's top cell; no cell is under 10.
+    let c = query(
+        &lake,
+        &["core__count_patient"],
+        "SELECT cnt, gender, race_display FROM core__count_patient \
+         WHERE gender IS NULL AND race_display IS NULL AND ethnicity_display IS NULL",
+    );
+    assert_eq!(c, ["100|NULL|NULL"]);
+    let small = query(
+        &lake,
+        &[
+            "core__count_patient",
+            "core__count_encounter_month",
+            "core__count_condition_month",
+        ],
+        "SELECT count(*) FROM (SELECT cnt FROM core__count_patient UNION ALL \
+         SELECT cnt FROM core__count_encounter_month UNION ALL \
+         SELECT cnt FROM core__count_condition_month) WHERE cnt < 10",
+    );
+    assert_eq!(small, ["0"]);
+    // A real NULL shows as cumulus__none, never as NULL (which means "all").
+    let none = query(
+        &lake,
+        &["core__count_encounter_all_types"],
+        "SELECT count(*) FROM core__count_encounter_all_types WHERE priority_display = 'cumulus__none'",
+    );
+    assert_ne!(none, ["0"]);
+
+    // Encounters with their patient's demographics and an age in whole years.
+    let e = query(
+        &lake,
+        &["core__encounter", "core__patient"],
+        "SELECT count(*) FROM core__encounter e JOIN core__patient p ON p.subject_ref = e.subject_ref \
+         WHERE e.age_at_visit IS NULL OR e.gender <> p.gender OR e.period_start_month > e.period_start_day",
+    );
+    assert_eq!(e, ["0"]);
+
+    let d = &summaries[1];
+    assert_eq!(d.study, "discovery");
+    let codes = query(
+        &lake,
+        &["discovery__code_sources"],
+        "SELECT count(*) FROM discovery__code_sources \
+         WHERE table_name = 'condition' AND column_name = 'code' AND system = 'http://snomed.info/sct'",
+    );
+    assert_ne!(codes, ["0"]);
+
+    // The export: cubes and meta tables, sorted descending with NULLs first; no line-level
+    // table; the zip holds the Parquet files and the manifest.
+    let out = dir.path().join("export");
+    let s = export(lake.to_str().unwrap(), "core", &[], &out).unwrap();
+    let names: Vec<&str> = s.files.iter().map(|(f, _)| f.as_str()).collect();
+    assert!(names.contains(&"core__count_patient.cube"), "{names:?}");
+    assert!(names.contains(&"core__meta_date.meta"), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.ends_with(".cube") || n.ends_with(".meta"))
+    );
+    let csv = std::fs::read_to_string(out.join("core/core__count_patient.cube.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("cnt,gender,race_display,ethnicity_display")
+    );
+    assert_eq!(lines.next(), Some("100,,,"));
+    let zip = std::fs::read(&s.zip).unwrap();
+    assert_eq!(&zip[..4], b"PK\x03\x04");
+    let text = String::from_utf8_lossy(&zip);
+    assert!(text.contains("core__count_patient.cube.parquet"));
+    assert!(text.contains("manifest.toml"));
+    assert!(!text.contains(".csv"));
+    assert!(!text.contains("core__patient."));
+}
+
+#[test]
+fn the_ndjson_layout_builds_too_and_a_missing_table_reads_as_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = etl(dir.path(), "ndjson");
+    // No medication requests at all: the table is read as empty, and the study still builds.
+    std::fs::remove_dir_all(lake.join("medicationrequest")).unwrap();
+    let summaries = build(&options(&lake, &["core"]), |_, _, _| {}).unwrap();
+    let core = &summaries[0];
+    assert!(
+        core.missing.contains(&"medicationrequest".to_owned()),
+        "{:?}",
+        core.missing
+    );
+    let get = |t: &str| core.tables.iter().find(|(n, _)| n == t).map(|(_, n)| *n);
+    assert_eq!(get("core__patient"), Some(100));
+    assert_eq!(get("core__medicationrequest"), Some(0));
+    assert!(lake.join("core__patient/core__patient.parquet").is_file());
+    let n = query(
+        &lake,
+        &["core__encounter"],
+        "SELECT count(DISTINCT id) FROM core__encounter",
+    );
+    assert_ne!(n, ["0"]);
+}
+
+#[test]
+fn bad_input_gets_a_message_naming_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = build(&options(dir.path(), &["core"]), |_, _, _| {}).unwrap_err();
+    assert!(err.to_string().contains("no tables here"), "{err}");
+    let err = build(&options(&dir.path().join("nope"), &["core"]), |_, _, _| {}).unwrap_err();
+    assert!(err.to_string().contains("no such folder"), "{err}");
+    std::fs::create_dir_all(dir.path().join("patient")).unwrap();
+    std::fs::write(dir.path().join("patient/patient.000.ndjson"), "{}\n").unwrap();
+    let err = build(&options(dir.path(), &["nosuch"]), |_, _, _| {}).unwrap_err();
+    assert!(err.to_string().contains("no study \"nosuch\""), "{err}");
+}
