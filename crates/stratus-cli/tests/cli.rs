@@ -7,6 +7,8 @@ use std::io::Write;
 use std::path::Path;
 
 mod common;
+#[path = "../../stratus-import/tests/webdriver/mod.rs"]
+mod webdriver;
 
 use common::{p, run, s3_server, stratus, synthea};
 
@@ -320,6 +322,12 @@ fn demo_runs_end_to_end() {
     );
     assert!(out.join("export/Condition.001.ndjson.gz").exists());
     assert!(out.join("export/001.first/.metadata").exists());
+    // The bulk export with SMART auth, the ETL, the studies, their export and report.
+    assert!(out.join("bulk/log.ndjson").exists(), "{}", r.stdout);
+    assert!(out.join("lake/patient/_delta_log").is_dir());
+    assert!(out.join("lake/core__count_patient/_delta_log").is_dir());
+    assert!(out.join("library-export/core/core.zip").is_file());
+    assert!(out.join("core-report.html").is_file());
     assert!(
         !r.stderr.contains("GET /fhir"),
         "the server's access log stays quiet"
@@ -523,4 +531,127 @@ fn etl_writes_delta_tables_and_job_files_to_s3() {
         !std::path::Path::new("s3:").exists(),
         "nothing written to a local s3: folder"
     );
+}
+
+/// The user's path through the library: the ETL into Delta Lake, the studies built on it,
+/// the aggregates exported, and the report page opened in a real headless browser.
+#[test]
+fn library_builds_exports_and_reports_on_the_etl_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lake, phi) = (dir.path().join("lake"), dir.path().join("phi"));
+    let r = run(&[
+        "etl",
+        p(&synthea()),
+        p(&lake),
+        p(&phi),
+        "--export-group",
+        "g",
+        "--export-timestamp",
+        "2024-01-01T00:00:00Z",
+        "--allow-missing-resources",
+        "-q",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    let r = run(&["library", "list"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("core") && r.stdout.contains("discovery"),
+        "{}",
+        r.stdout
+    );
+
+    let r = run(&[
+        "library",
+        "build",
+        "--target",
+        "core",
+        "--target",
+        "discovery",
+        "--lake",
+        p(&lake),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("core__count_patient: 12 rows"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("discovery__code_sources"), "{}", r.stderr);
+
+    let out = dir.path().join("export");
+    let r = run(&[
+        "library",
+        "export",
+        "--target",
+        "core",
+        "--lake",
+        p(&lake),
+        "--out",
+        p(&out),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout.trim(),
+        out.join("core/core.zip").display().to_string()
+    );
+    assert!(
+        out.join("core/core__count_encounter_month.cube.parquet")
+            .is_file()
+    );
+    assert!(!out.join("core/core__patient.cube.csv").exists());
+
+    let page = dir.path().join("core.html");
+    let r = run(&[
+        "library",
+        "report",
+        "--target",
+        "core",
+        "--lake",
+        p(&lake),
+        "--out",
+        p(&page),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Self-contained: nothing to fetch, nothing to run.
+    assert!(!html.contains("<script") && !html.contains(" src=") && !html.contains("<link"));
+
+    // A wrong lake names itself.
+    let r = run(&[
+        "library",
+        "build",
+        "--target",
+        "core",
+        "--lake",
+        p(&dir.path().join("nope")),
+    ]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("no such folder"), "{}", r.stderr);
+
+    // The page in a real browser: charts with bars, and the tables below them.
+    let Some((driver, browser)) = webdriver::tools() else {
+        return;
+    };
+    let d = webdriver::Driver::start(&driver, &browser, &dir.path().join("profile"));
+    d.goto(&format!("file://{}", page.display()));
+    assert_eq!(d.script("return document.title"), "core study report");
+    let charts = d.script("return document.querySelectorAll('figure[data-chart]').length");
+    assert!(charts.as_u64().unwrap() >= 6, "{charts}");
+    // Each chart drew bars with a width, and the bars are visible on the page.
+    let empty = d.script(
+        "return [...document.querySelectorAll('figure[data-chart]')]\
+           .filter(f => !f.querySelector('rect.bar')).map(f => f.dataset.chart)",
+    );
+    assert_eq!(empty, serde_json::json!([]));
+    let width = d.script(
+        "return document.querySelector('figure[data-chart=gender] rect.bar').getBoundingClientRect().width",
+    );
+    assert!(width.as_f64().unwrap() > 10.0, "{width}");
+    // The population total is the first row of count_patient.
+    d.click("details[data-table=core__count_patient] summary");
+    let first = d.script(
+        "return document.querySelector('details[data-table=core__count_patient] tbody tr td').textContent",
+    );
+    assert_eq!(first, "100");
 }

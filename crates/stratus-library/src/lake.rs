@@ -311,7 +311,9 @@ impl Lake {
                 let _ = std::fs::remove_dir_all(&dir);
                 std::fs::create_dir_all(&dir).map_err(|e| LibraryError::io(&dir, e))?;
                 let path = dir.join(format!("{table}.parquet"));
-                let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+                let mut stream = df.execute_stream().await.map_err(|e| fail(&e))?;
+                // The stream's schema, not the plan's: they can differ in nullability.
+                let schema: SchemaRef = stream.schema();
                 let file = stratus_fhir::writer::AtomicFile::create(&path)
                     .map_err(|e| LibraryError::Usage(format!("{}: {e}", path.display())))?;
                 let mut w = ArrowWriter::try_new(
@@ -320,7 +322,6 @@ impl Lake {
                     Some(stratus_lake::delta::writer_properties()),
                 )
                 .map_err(|e| fail(&e))?;
-                let mut stream = df.execute_stream().await.map_err(|e| fail(&e))?;
                 let mut batches = Vec::new();
                 while let Some(b) = stream.try_next().await.map_err(|e| fail(&e))? {
                     w.write(&b).map_err(|e| fail(&e))?;

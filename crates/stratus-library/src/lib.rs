@@ -16,6 +16,8 @@ pub mod error;
 pub mod export;
 /// The lake: which tables it holds, reading them into DataFusion, storing results.
 pub mod lake;
+/// A self-contained HTML page of a study's counts, with charts.
+pub mod report;
 /// Study manifests, built-in and from folders.
 pub mod study;
 /// SQL functions with the Athena semantics the studies expect (FHIR dates, ages).
@@ -27,4 +29,5 @@ pub use build::{BuildOptions, BuildSummary, build};
 pub use error::LibraryError;
 pub use export::{ExportSummary, export};
 pub use lake::Lake;
+pub use report::{ReportSummary, report};
 pub use study::Study;

@@ -42,6 +42,14 @@ const BUILTIN: &[(&str, &[(&str, &str)])] = &[
                 "medicationrequest.sql",
                 include_str!("../studies/core/medicationrequest.sql"),
             ),
+            (
+                "procedure.sql",
+                include_str!("../studies/core/procedure.sql"),
+            ),
+            (
+                "diagnosticreport.sql",
+                include_str!("../studies/core/diagnosticreport.sql"),
+            ),
             ("meta.sql", include_str!("../studies/core/meta.sql")),
             (
                 "count_core.toml",

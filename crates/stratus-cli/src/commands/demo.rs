@@ -1,5 +1,10 @@
-//! `stratus demo`: the whole chain on built-in defaults. Each capability that lands joins it,
-//! so a new user sees everything Stratus does with one command.
+//! `stratus demo`: the whole chain on built-in defaults: synth, serve (SMART on), crawl,
+//! bulk export, ETL into Delta Lake, the library's studies, export and report. Each
+//! capability that lands joins it, so a new user sees everything Stratus does with one
+//! command.
+
+use stratus_http::{Auth, SmartClient};
+use stratus_smart::keys::{Alg, SigningKey};
 
 use crate::cli::{DemoArgs, OutputArgs, PopulationArgs};
 use crate::exit::Outcome;
@@ -32,14 +37,37 @@ pub fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<Outcome> {
     let stats = super::ndjson::collect(&synth_dir, stratus_fhir::ReaderOptions::default(), quiet)?;
     super::ndjson::print_table(&mut std::io::stdout().lock(), &stats)?;
     println!();
+    // A backend-service client, registered with the server as a site registers with its EHR.
+    let keys_dir = args.out.join("keys");
+    std::fs::create_dir_all(&keys_dir)?;
+    let key = SigningKey::generate(Alg::Es384, 0)?;
+    let public = keys_dir.join("demo-client.public.jwks");
+    std::fs::write(&public, serde_json::to_vec_pretty(&key.public_jwks())?)?;
+    std::fs::write(
+        keys_dir.join("demo-client.private.jwks"),
+        serde_json::to_vec_pretty(&key.to_jwks())?,
+    )?;
     println!(
-        "== 3. serving it as an EHR would: stratus serve --data {} --open",
-        synth_dir.display()
+        "== 3. serving it as an EHR would, SMART Backend Services on: stratus serve --data {} --client demo-client={}",
+        synth_dir.display(),
+        public.display()
     );
     let mut config = stratus_server::ServeConfig::new(&synth_dir);
     config.port = 0;
-    config.open = true;
+    config.clients = vec![stratus_server::ClientSpec {
+        id: "demo-client".into(),
+        jwks: public.clone(),
+        scopes: None,
+    }];
     let server = stratus_server::start(config)?;
+    let smart = || {
+        Auth::Smart(Box::new(SmartClient::new(
+            "demo-client",
+            key.clone(),
+            None,
+            None,
+        )))
+    };
     println!(
         "   {} resources indexed; Bulk Data and FHIR REST answered at {}",
         crate::output::thousands(server.summary.resources),
@@ -58,7 +86,7 @@ pub fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<Outcome> {
     }
     let client = std::sync::Arc::new(stratus_http::Client::new(
         &server.base_url,
-        stratus_http::Auth::None,
+        smart(),
         stratus_http::HttpConfig {
             max_in_flight: 5,
             ..Default::default()
@@ -104,7 +132,102 @@ pub fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<Outcome> {
         started.elapsed().as_secs_f64(),
         report.links
     );
+    let bulk_dir = args.out.join("bulk");
+    println!();
+    println!(
+        "== 5. a system-level Bulk Data export with a signed JWT assertion: stratus bulk --global --smart-client-id demo-client --smart-key {} {}",
+        keys_dir.join("demo-client.private.jwks").display(),
+        bulk_dir.display()
+    );
+    if bulk_dir.exists() {
+        std::fs::remove_dir_all(&bulk_dir)?;
+    }
+    let started = std::time::Instant::now();
+    let bulk_client = stratus_http::Client::new(&server.base_url, smart(), Default::default())?;
+    let spec = stratus_bulk::ExportSpec {
+        level: Some(stratus_bulk::Level::System),
+        ..Default::default()
+    };
+    let options = stratus_bulk::Options {
+        out: Some(bulk_dir.clone()),
+        ..Default::default()
+    };
+    let summary = stratus_bulk::block_on(stratus_bulk::run(
+        &bulk_client,
+        &spec,
+        &options,
+        Default::default(),
+    ))??;
+    println!(
+        "   {} resources in {} files, {:.1} s",
+        crate::output::thousands(summary.resources),
+        summary.files,
+        started.elapsed().as_secs_f64()
+    );
     server.stop()?;
+
+    let (lake, phi) = (args.out.join("lake"), args.out.join("phi"));
+    println!();
+    println!(
+        "== 6. de-identifying it into Delta Lake: stratus etl {} {} {}",
+        bulk_dir.display(),
+        lake.display(),
+        phi.display()
+    );
+    let started = std::time::Instant::now();
+    let etl = stratus_etl::pipeline::EtlOptions {
+        input: bulk_dir.clone(),
+        output: lake.clone(),
+        phi: phi.clone(),
+        tasks: vec![],
+        exclude: vec![],
+        batch_size: 100_000,
+        export_group: None,
+        export_timestamp: None,
+        errors_to: None,
+        comment: "stratus demo".into(),
+        allow_missing: true,
+        output_format: "deltalake".into(),
+    };
+    let mut sink = stratus_lake::DeltaSink::new(&lake.to_string_lossy(), true)?;
+    let report = stratus_etl::pipeline::run(&etl, &mut sink, &Default::default())?;
+    let rows: u64 = report.tasks.iter().map(|t| t.success).sum();
+    println!(
+        "   {} resources into {} tables, {:.1} s; the salt and cached mappings are in {}",
+        crate::output::thousands(rows),
+        report.tasks.len(),
+        started.elapsed().as_secs_f64(),
+        phi.display()
+    );
+
+    let export = args.out.join("library-export");
+    let page = args.out.join("core-report.html");
+    println!();
+    println!(
+        "== 7. the core and discovery studies: stratus library build --target core --target discovery --lake {}",
+        lake.display()
+    );
+    let started = std::time::Instant::now();
+    let built = stratus_library::build(
+        &stratus_library::BuildOptions {
+            lake: lake.to_string_lossy().into_owned(),
+            targets: vec!["core".into(), "discovery".into()],
+            study_dirs: vec![],
+            min_count: None,
+        },
+        |_, _, _| {},
+    )?;
+    for b in &built {
+        println!("   {}: {} tables", b.study, b.tables.len());
+    }
+    let exported = stratus_library::export(&lake.to_string_lossy(), "core", &[], &export)?;
+    stratus_library::report(&lake.to_string_lossy(), "core", &[], &page)?;
+    println!(
+        "   built, exported ({} count tables) and reported in {:.1} s",
+        exported.files.len(),
+        started.elapsed().as_secs_f64()
+    );
+
     println!();
     println!("Everything is under {}:", args.out.display());
     println!(
@@ -114,6 +237,22 @@ pub fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<Outcome> {
     println!(
         "  {}/   a managed export folder (smart-fetch layout), ready for the ETL",
         export_dir.display()
+    );
+    println!(
+        "  {}/   the Bulk Data export, with its log.ndjson",
+        bulk_dir.display()
+    );
+    println!(
+        "  {}/   de-identified Delta tables, and the core__ and discovery__ study tables",
+        lake.display()
+    );
+    println!(
+        "  {}   what may leave the site: the count tables, zipped",
+        exported.zip.display()
+    );
+    println!(
+        "  {}   charts of the counts: open it in a browser",
+        page.display()
     );
     println!(
         "Next: stratus synth multiply --from {} --copies 10 --out bigger",

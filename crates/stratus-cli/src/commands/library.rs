@@ -41,8 +41,33 @@ pub enum LibraryCommand {
     /// Example: stratus library export --target core --lake ./lake --out ./export
     #[command(verbatim_doc_comment)]
     Export(ExportArgs),
+    /// Write a self-contained HTML page of a study's counts, with charts.
+    ///
+    /// One file, no script and no network: bar charts of the core counts (patients by
+    /// gender, race and ethnicity; encounters by month, class and age; the commonest
+    /// conditions, lab tests and medications) and every exported table below them. It
+    /// holds only what the export holds: counts, small cells already left out.
+    ///
+    /// Example: stratus library report --target core --lake ./lake --out core-report.html
+    #[command(verbatim_doc_comment)]
+    Report(ReportArgs),
     /// List the studies: built in, and those found under --study-dir.
     List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The study to show.
+    #[arg(short, long = "target", value_name = "STUDY")]
+    pub target: String,
+    /// The lake the study was built in.
+    #[arg(long, value_name = "OUTPUT", env = "STRATUS_LIBRARY_LAKE")]
+    pub lake: String,
+    /// The HTML file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub dirs: StudyDirs,
 }
 
 #[derive(Debug, Args)]
@@ -98,8 +123,19 @@ pub fn run(cmd: &LibraryCommand, quiet: bool) -> anyhow::Result<Outcome> {
     match cmd {
         LibraryCommand::Build(a) => build(a, quiet),
         LibraryCommand::Export(a) => export(a, quiet),
+        LibraryCommand::Report(a) => report(a, quiet),
         LibraryCommand::List(a) => list(a),
     }
+}
+
+fn report(a: &ReportArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    let s = stratus_library::report(&a.lake, &a.target, &a.dirs.study_dirs, &a.out)
+        .with_context(|| format!("reporting {} from {}", a.target, a.lake))?;
+    if !quiet {
+        eprintln!("{} charts, {} tables", s.charts, s.tables);
+    }
+    println!("{}", s.path.display());
+    Ok(Outcome::Success)
 }
 
 fn build(a: &BuildArgs, quiet: bool) -> anyhow::Result<Outcome> {

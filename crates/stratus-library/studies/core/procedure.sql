@@ -1,0 +1,50 @@
+-- Procedures: every category and code coding; when performed, as a time or a period.
+
+CREATE TABLE core__procedure_dn_category AS
+WITH cc AS (SELECT id, 0 AS "row", category AS cc FROM procedure),
+codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
+SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
+    c['userSelected'] AS "userSelected"
+FROM codings;
+
+CREATE TABLE core__procedure_dn_code AS
+WITH cc AS (SELECT id, 0 AS "row", code AS cc FROM procedure),
+codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
+SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
+    c['userSelected'] AS "userSelected"
+FROM codings;
+
+CREATE TABLE core__procedure AS
+WITH base AS (
+    SELECT p.id, p.status, fhir_timestamp(p."performedDateTime") AS performed,
+        fhir_date(p."performedDateTime") AS performed_day,
+        fhir_date(p."performedPeriod"['start']) AS start_day,
+        fhir_date(p."performedPeriod"['end']) AS end_day,
+        p.subject['reference'] AS subject_ref, p.encounter['reference'] AS encounter_ref
+    FROM procedure AS p
+    WHERE p.status IS NULL OR p.status <> 'entered-in-error'
+)
+SELECT DISTINCT
+    b.id,
+    b.status,
+    cat.code AS category_code, cat.system AS category_system, cat.display AS category_display,
+    cc.code AS code_code, cc.system AS code_system, cc.display AS code_display,
+    b.performed AS "performedDateTime",
+    b.performed_day AS "performedDateTime_day",
+    CAST(date_trunc('week', b.performed_day) AS DATE) AS "performedDateTime_week",
+    CAST(date_trunc('month', b.performed_day) AS DATE) AS "performedDateTime_month",
+    CAST(date_trunc('year', b.performed_day) AS DATE) AS "performedDateTime_year",
+    b.start_day AS "performedPeriod_start_day",
+    CAST(date_trunc('week', b.start_day) AS DATE) AS "performedPeriod_start_week",
+    CAST(date_trunc('month', b.start_day) AS DATE) AS "performedPeriod_start_month",
+    CAST(date_trunc('year', b.start_day) AS DATE) AS "performedPeriod_start_year",
+    b.end_day AS "performedPeriod_end_day",
+    CAST(date_trunc('week', b.end_day) AS DATE) AS "performedPeriod_end_week",
+    CAST(date_trunc('month', b.end_day) AS DATE) AS "performedPeriod_end_month",
+    CAST(date_trunc('year', b.end_day) AS DATE) AS "performedPeriod_end_year",
+    concat('Procedure/', b.id) AS procedure_ref,
+    b.subject_ref,
+    b.encounter_ref
+FROM base AS b
+LEFT JOIN core__procedure_dn_category AS cat ON cat.id = b.id
+LEFT JOIN core__procedure_dn_code AS cc ON cc.id = b.id;
