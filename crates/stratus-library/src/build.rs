@@ -172,6 +172,7 @@ async fn run(
         file: file.to_owned(),
         message,
     };
+    let started = Instant::now();
     let plan = ctx
         .state()
         .create_logical_plan(stmt)
@@ -190,6 +191,12 @@ async fn run(
         let df = DataFrame::new(ctx.state(), input);
         let df = lower_case_columns(df).map_err(|e| fail(format!("{name}: {e}")))?;
         let rows = lake.store_table(ctx, &name, df).await?;
+        tracing::info!(
+            table = name.as_str(),
+            rows,
+            ms = started.elapsed().as_millis() as u64,
+            "table built"
+        );
         return Ok(Some((name, rows)));
     }
     let df = ctx
