@@ -4,11 +4,15 @@
 //! the statements after it. A `counts` action makes one CUBE table per workflow entry.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use stratus_fhir::sonic_rs;
 use stratus_lake::deltalake::arrow::datatypes::Schema;
 use stratus_lake::deltalake::datafusion::execution::SessionStateBuilder;
+use stratus_lake::deltalake::datafusion::execution::disk_manager::DiskManagerBuilder;
+use stratus_lake::deltalake::datafusion::execution::memory_pool::FairSpillPool;
+use stratus_lake::deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use stratus_lake::deltalake::datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use stratus_lake::deltalake::datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use stratus_lake::deltalake::delta_datafusion::planner::DeltaPlanner;
@@ -29,7 +33,14 @@ pub struct BuildOptions {
     pub study_dirs: Vec<PathBuf>,
     /// Counts cells under this are left out (default 10).
     pub min_count: Option<u64>,
+    /// The most memory the SQL engine may hold (default [`MEMORY_LIMIT`]). Sorts and
+    /// aggregations spill to disk past it; a join that cannot fit fails with a message
+    /// saying so, instead of the process being killed.
+    pub memory_limit: Option<usize>,
 }
+
+/// The SQL engine's default memory limit.
+pub const MEMORY_LIMIT: usize = 4 << 30;
 
 /// What a study's build made.
 #[derive(Debug, Clone)]
@@ -66,13 +77,25 @@ pub fn build(
     })
 }
 
-/// A session with this crate's functions, on every core.
+/// A session with this crate's functions, on every core, with the default memory limit.
 pub fn session() -> SessionContext {
+    session_with_limit(MEMORY_LIMIT)
+}
+
+/// A session whose queries hold at most `limit` bytes (spilling sorts and aggregations to
+/// the temporary folder past it).
+pub fn session_with_limit(limit: usize) -> SessionContext {
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_batch_size(8192);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(FairSpillPool::new(limit)))
+        .with_disk_manager_builder(DiskManagerBuilder::default())
+        .build_arc()
+        .unwrap_or_default();
     let defaults = SessionStateBuilder::new()
         .with_config(config.clone())
+        .with_runtime_env(runtime)
         .with_default_features()
         .build();
     // This rule (DataFusion 55) fails to plan struct fields read through a table alias in
@@ -100,7 +123,7 @@ async fn build_study(
     on_table: &mut impl FnMut(&str, &str, usize),
 ) -> Result<BuildSummary, LibraryError> {
     let start = Instant::now();
-    let ctx = session();
+    let ctx = session_with_limit(opts.memory_limit.unwrap_or(MEMORY_LIMIT));
     let have = lake.tables().await?;
     let mut missing = Vec::new();
     for (table, paths) in &study.sources {
@@ -178,6 +201,14 @@ async fn run(
         .create_logical_plan(stmt)
         .await
         .map_err(|e| fail(format!("{e}\n  in: {}", first_line(stmt))))?;
+    let fail_table = |name: &str, e: LibraryError| match e {
+        LibraryError::Table { message, .. } if message.contains("Resources exhausted") => {
+            fail(format!(
+                "{name}: needs more memory than --memory-limit allows ({message})"
+            ))
+        }
+        e => e,
+    };
     if let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(c)) = &plan {
         let name = c.name.table().to_owned();
         let prefix = format!("{}__", study.prefix);
@@ -190,7 +221,10 @@ async fn run(
         // Athena lower-cases every column name; so do the study's tables.
         let df = DataFrame::new(ctx.state(), input);
         let df = lower_case_columns(df).map_err(|e| fail(format!("{name}: {e}")))?;
-        let rows = lake.store_table(ctx, &name, df).await?;
+        let rows = lake
+            .store_table(ctx, &name, df)
+            .await
+            .map_err(|e| fail_table(&name, e))?;
         tracing::info!(
             table = name.as_str(),
             rows,

@@ -62,6 +62,7 @@ fn options(lake: &Path, targets: &[&str]) -> BuildOptions {
         targets: targets.iter().map(|t| (*t).to_owned()).collect(),
         study_dirs: vec![],
         min_count: None,
+        memory_limit: None,
     }
 }
 

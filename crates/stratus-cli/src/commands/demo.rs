@@ -214,6 +214,7 @@ pub fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<Outcome> {
             targets: vec!["core".into(), "discovery".into()],
             study_dirs: vec![],
             min_count: None,
+            memory_limit: None,
         },
         |_, _, _| {},
     )?;

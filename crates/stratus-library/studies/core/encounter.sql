@@ -111,29 +111,34 @@ FROM codings;
 
 CREATE TABLE core__encounter AS
 WITH base AS (
-    SELECT e.id, e.status, e."class" AS cls, fhir_date(e.period['start']) AS start_day,
+    -- Narrow rows: the joins below hold them in memory, so no nested column comes along.
+    SELECT e.id, e.status, e."class"['code'] AS class_code, e."class"['system'] AS class_system,
+        e."class"['display'] AS class_display, fhir_date(e.period['start']) AS start_day,
         fhir_date(e.period['end']) AS end_day, e.subject['reference'] AS subject_ref,
-        e."serviceProvider"['reference'] AS service_provider, e."episodeOfCare" AS episodes,
-        e.participant
+        e."serviceProvider"['reference'] AS service_provider
     FROM encounter AS e
     LEFT JOIN completion AS c ON c.id = e.id
     WHERE (c.is_complete IS NULL OR c.is_complete)
         AND (e.status IS NULL OR e.status <> 'entered-in-error')
 ),
-episodes AS (SELECT id, unnest(episodes) AS r FROM base),
-participants AS (SELECT id, unnest(participant) AS p FROM base),
+episodes AS (
+    SELECT DISTINCT id, r['reference'] AS ref
+    FROM (SELECT id, unnest("episodeOfCare") AS r FROM encounter)
+),
+participants AS (
+    SELECT DISTINCT id, p['individual']['reference'] AS ref
+    FROM (SELECT id, unnest(participant) AS p FROM encounter)
+),
 classes AS (
-    SELECT b.id, coalesce(v.code, b.cls['code']) AS code, coalesce(v.display, b.cls['display']) AS display
-    FROM base AS b
-    LEFT JOIN core__fhir_mapping_expected_act_encounter_code_v3 AS m
-        ON m.found = b.cls['code'] AND m.found_system = b.cls['system']
-    LEFT JOIN core__fhir_act_encounter_code_v3 AS v ON v.code = m.expected
+    SELECT m.found, m.found_system, v.code, v.display
+    FROM core__fhir_mapping_expected_act_encounter_code_v3 AS m
+    INNER JOIN core__fhir_act_encounter_code_v3 AS v ON v.code = m.expected
 )
-SELECT DISTINCT
+SELECT
     b.id,
     b.status,
-    classes.code AS class_code,
-    classes.display AS class_display,
+    coalesce(classes.code, b.class_code) AS class_code,
+    coalesce(classes.display, b.class_display) AS class_display,
     t.code AS type_code, t.system AS type_system, t.display AS type_display,
     st.code AS "serviceType_code", st.system AS "serviceType_system", st.display AS "serviceType_display",
     pr.code AS priority_code, pr.system AS priority_system, pr.display AS priority_display,
@@ -151,13 +156,13 @@ SELECT DISTINCT
     CAST(date_trunc('month', b.start_day) AS DATE) AS "period_start_month",
     CAST(date_trunc('year', b.start_day) AS DATE) AS "period_start_year",
     b.subject_ref,
-    episodes.r['reference'] AS "episodeOfCare_ref",
-    participants.p['individual']['reference'] AS participant_ref,
+    episodes.ref AS "episodeOfCare_ref",
+    participants.ref AS participant_ref,
     b.service_provider AS "serviceProvider_ref",
     concat('Encounter/', b.id) AS encounter_ref
 FROM base AS b
 INNER JOIN core__patient AS p ON p.subject_ref = b.subject_ref
-LEFT JOIN classes ON classes.id = b.id
+LEFT JOIN classes ON classes.found = b.class_code AND classes.found_system = b.class_system
 LEFT JOIN core__encounter_dn_type AS t ON t.id = b.id
 LEFT JOIN core__encounter_dn_servicetype AS st ON st.id = b.id
 LEFT JOIN core__encounter_dn_priority AS pr ON pr.id = b.id
