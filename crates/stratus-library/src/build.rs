@@ -202,11 +202,9 @@ async fn run(
         .await
         .map_err(|e| fail(format!("{e}\n  in: {}", first_line(stmt))))?;
     let fail_table = |name: &str, e: LibraryError| match e {
-        LibraryError::Table { message, .. } if message.contains("Resources exhausted") => {
-            fail(format!(
-                "{name}: needs more memory than --memory-limit allows ({message})"
-            ))
-        }
+        LibraryError::Table { message, .. } if message.contains("Resources exhausted") => fail(
+            format!("{name}: needs more memory than --memory-limit allows ({message})"),
+        ),
         e => e,
     };
     if let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(c)) = &plan {

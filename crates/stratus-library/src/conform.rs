@@ -19,7 +19,9 @@ use stratus_lake::deltalake::arrow::datatypes::{DataType, Field, Fields, Schema,
 use stratus_lake::deltalake::arrow::error::ArrowError;
 use stratus_lake::deltalake::datafusion::catalog::{Session, TableProvider};
 use stratus_lake::deltalake::datafusion::common::tree_node::TreeNodeRecursion;
-use stratus_lake::deltalake::datafusion::common::{DataFusionError, Result as DfResult};
+use stratus_lake::deltalake::datafusion::common::{
+    DataFusionError, Result as DfResult, Statistics,
+};
 use stratus_lake::deltalake::datafusion::datasource::TableType;
 use stratus_lake::deltalake::datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use stratus_lake::deltalake::datafusion::logical_expr::Expr;
@@ -29,7 +31,7 @@ use stratus_lake::deltalake::datafusion::physical_plan::execution_plan::{
 };
 use stratus_lake::deltalake::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use stratus_lake::deltalake::datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties,
+    ChildStats, DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, StatisticsArgs,
 };
 
 /// `a`'s fields, merged by name with `b`'s, recursively through structs and lists; a field
@@ -227,6 +229,26 @@ impl ExecutionPlan for ConformExec {
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
         vec![&self.input]
+    }
+
+    /// The input's row count (and size), so that the planner can put the smaller side of
+    /// a join in memory: without it, every join of a source table built on the left,
+    /// whatever its size (core__encounter at 100,000 patients held over 16 GB).
+    fn statistics_from_inputs(
+        &self,
+        input_stats: &[Arc<Statistics>],
+        _args: &StatisticsArgs,
+    ) -> DfResult<Arc<Statistics>> {
+        let mut stats = Statistics::new_unknown(&self.schema);
+        if let Some(input) = input_stats.first() {
+            stats.num_rows = input.num_rows;
+            stats.total_byte_size = input.total_byte_size;
+        }
+        Ok(Arc::new(stats))
+    }
+
+    fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
+        vec![ChildStats::At(partition)]
     }
 
     fn with_new_children(
