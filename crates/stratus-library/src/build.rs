@@ -173,6 +173,16 @@ async fn build_study(
             _ => {}
         }
     }
+    // Working tables go once the study is built (cumulus-library's discovery does the
+    // same with its tmp tables).
+    let tmp = format!("{}__tmp_", study.prefix);
+    let (tmp_tables, kept): (Vec<_>, Vec<_>) = tables
+        .into_iter()
+        .partition(|(name, _): &(String, usize)| name.starts_with(&tmp) || name.contains("_tmp_"));
+    for (name, _) in &tmp_tables {
+        lake.drop_table(name).await?;
+    }
+    let tables = kept;
     Ok(BuildSummary {
         study: study.prefix.clone(),
         tables,

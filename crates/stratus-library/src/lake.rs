@@ -382,6 +382,19 @@ impl Lake {
         Ok(())
     }
 
+    /// Removes one study table (a local lake's folder; on S3 it stays, and the next build
+    /// overwrites it).
+    pub async fn drop_table(&self, table: &str) -> Result<(), LibraryError> {
+        if self.root.contains("://") {
+            return Ok(());
+        }
+        let d = PathBuf::from(self.location(table));
+        if d.exists() {
+            std::fs::remove_dir_all(&d).map_err(|e| LibraryError::io(&d, e))?;
+        }
+        Ok(())
+    }
+
     /// Removes the study tables whose name starts with `prefix__` (a local lake's folders;
     /// on S3 they are overwritten table by table instead).
     pub async fn drop_prefix(&self, prefix: &str) -> Result<Vec<String>, LibraryError> {

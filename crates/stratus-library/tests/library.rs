@@ -239,3 +239,58 @@ fn bad_input_gets_a_message_naming_what_is_wrong() {
     let err = build(&options(dir.path(), &["nosuch"]), |_, _, _| {}).unwrap_err();
     assert!(err.to_string().contains("no study \"nosuch\""), "{err}");
 }
+
+#[test]
+fn only_complete_or_untracked_encounters_reach_core_encounter() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = etl(dir.path(), "ndjson");
+    let lines = |t: &str| -> Vec<(PathBuf, Vec<String>)> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(lake.join(t)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "ndjson") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                out.push((p, text.lines().map(str::to_owned).collect()));
+            }
+        }
+        out
+    };
+    // No group loaded conditions: every tracked encounter is incomplete...
+    for (p, ls) in lines("etl__completion") {
+        let kept: Vec<String> = ls
+            .into_iter()
+            .filter(|l| !l.contains("\"table_name\":\"condition\""))
+            .collect();
+        std::fs::write(p, kept.join("\n") + "\n").unwrap();
+    }
+    // ...except ten that are not tracked at all, which are kept.
+    let mut untracked = 10;
+    let mut tracked = 0;
+    for (p, ls) in lines("etl__completion_encounters") {
+        let mut kept = Vec::new();
+        for l in ls {
+            if untracked > 0 {
+                untracked -= 1;
+            } else {
+                tracked += 1;
+                kept.push(l);
+            }
+        }
+        std::fs::write(p, kept.join("\n") + "\n").unwrap();
+    }
+    build(&options(&lake, &["core"]), |_, _, _| {}).unwrap();
+    let kept = query(
+        &lake,
+        &["core__encounter"],
+        "SELECT count(DISTINCT id) FROM core__encounter",
+    );
+    assert_eq!(kept, ["10"]);
+    let incomplete = query(
+        &lake,
+        &["core__incomplete_encounter"],
+        "SELECT count(*) FROM core__incomplete_encounter",
+    );
+    assert_eq!(incomplete, [tracked.to_string()]);
+    // The working table is gone once the study is built.
+    assert!(!lake.join("core__tmp_completion").exists());
+}

@@ -109,64 +109,110 @@ SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS disp
     c['userSelected'] AS "userSelected"
 FROM codings;
 
+-- One row per encounter with its picked codings, so that core__encounter joins one table
+-- of them rather than four (each join of 3.7 million encounters held gigabytes). Dropped
+-- at the end of the build, as every <prefix>__tmp_ table is.
+CREATE TABLE core__encounter_tmp_codes AS
+SELECT
+    id,
+    max(CASE WHEN field = 'type' THEN code END) AS type_code,
+    max(CASE WHEN field = 'type' THEN system END) AS type_system,
+    max(CASE WHEN field = 'type' THEN display END) AS type_display,
+    max(CASE WHEN field = 'serviceType' THEN code END) AS servicetype_code,
+    max(CASE WHEN field = 'serviceType' THEN system END) AS servicetype_system,
+    max(CASE WHEN field = 'serviceType' THEN display END) AS servicetype_display,
+    max(CASE WHEN field = 'priority' THEN code END) AS priority_code,
+    max(CASE WHEN field = 'priority' THEN system END) AS priority_system,
+    max(CASE WHEN field = 'priority' THEN display END) AS priority_display,
+    max(CASE WHEN field = 'reasonCode' THEN code END) AS reasoncode_code,
+    max(CASE WHEN field = 'reasonCode' THEN system END) AS reasoncode_system,
+    max(CASE WHEN field = 'reasonCode' THEN display END) AS reasoncode_display
+FROM (
+    SELECT id, 'type' AS field, code, system, display FROM core__encounter_dn_type
+    UNION ALL
+    SELECT id, 'serviceType', code, system, display FROM core__encounter_dn_servicetype
+    UNION ALL
+    SELECT id, 'priority', code, system, display FROM core__encounter_dn_priority
+    UNION ALL
+    SELECT id, 'reasonCode', code, system, display FROM core__encounter_dn_reasoncode
+)
+GROUP BY id;
+
 CREATE TABLE core__encounter AS
 WITH base AS (
-    -- Narrow rows: the joins below hold them in memory, so no nested column comes along.
     SELECT e.id, e.status, e."class"['code'] AS class_code, e."class"['system'] AS class_system,
         e."class"['display'] AS class_display, fhir_date(e.period['start']) AS start_day,
         fhir_date(e.period['end']) AS end_day, e.subject['reference'] AS subject_ref,
-        e."serviceProvider"['reference'] AS service_provider
+        e."serviceProvider"['reference'] AS service_provider,
+        e.participant AS parts, e."episodeOfCare" AS episodes
     FROM encounter AS e
-    LEFT JOIN completion AS c ON c.id = e.id
+    LEFT JOIN core__tmp_completion AS c ON c.id = e.id
     WHERE (c.is_complete IS NULL OR c.is_complete)
         AND (e.status IS NULL OR e.status <> 'entered-in-error')
-),
-episodes AS (
-    SELECT DISTINCT id, r['reference'] AS ref
-    FROM (SELECT id, unnest("episodeOfCare") AS r FROM encounter)
-),
-participants AS (
-    SELECT DISTINCT id, p['individual']['reference'] AS ref
-    FROM (SELECT id, unnest(participant) AS p FROM encounter)
 ),
 classes AS (
     SELECT m.found, m.found_system, v.code, v.display
     FROM core__fhir_mapping_expected_act_encounter_code_v3 AS m
     INNER JOIN core__fhir_act_encounter_code_v3 AS v ON v.code = m.expected
+),
+joined AS (
+    SELECT
+        b.id,
+        b.status,
+        coalesce(classes.code, b.class_code) AS class_code,
+        coalesce(classes.display, b.class_display) AS class_display,
+        c.type_code, c.type_system, c.type_display,
+        c.servicetype_code, c.servicetype_system, c.servicetype_display,
+        c.priority_code, c.priority_system, c.priority_display,
+        c.reasoncode_code, c.reasoncode_system, c.reasoncode_display,
+        dd.code AS dischargedisposition_code, dd.system AS dischargedisposition_system,
+        dd.display AS dischargedisposition_display,
+        fhir_age(p.birthdate, b.start_day) AS age_at_visit,
+        p.gender, p.race_display, p.ethnicity_display, p.postalcode_3,
+        b.start_day, b.end_day, b.subject_ref, b.service_provider, b.parts, b.episodes
+    FROM base AS b
+    INNER JOIN core__patient AS p ON p.subject_ref = b.subject_ref
+    LEFT JOIN classes ON classes.found = b.class_code AND classes.found_system = b.class_system
+    LEFT JOIN core__encounter_tmp_codes AS c ON c.id = b.id
+    LEFT JOIN core__encounter_dn_dischargedisposition AS dd ON dd.id = b.id
+),
+-- One row per participant and episode: the positions 1..n of each list, or just 1 for an
+-- empty or missing list, whose item is then NULL (unnest would drop the encounter).
+with_parts AS (
+    SELECT j.*, j.parts[unnest(range(1, greatest(coalesce(CAST(array_length(j.parts) AS BIGINT), 0), 1) + 1))] AS part
+    FROM joined AS j
+),
+with_episodes AS (
+    SELECT w.*, w.episodes[unnest(range(1, greatest(coalesce(CAST(array_length(w.episodes) AS BIGINT), 0), 1) + 1))] AS episode
+    FROM with_parts AS w
 )
 SELECT
-    b.id,
-    b.status,
-    coalesce(classes.code, b.class_code) AS class_code,
-    coalesce(classes.display, b.class_display) AS class_display,
-    t.code AS type_code, t.system AS type_system, t.display AS type_display,
-    st.code AS "serviceType_code", st.system AS "serviceType_system", st.display AS "serviceType_display",
-    pr.code AS priority_code, pr.system AS priority_system, pr.display AS priority_display,
-    rc.code AS "reasonCode_code", rc.system AS "reasonCode_system", rc.display AS "reasonCode_display",
-    dd.code AS "dischargeDisposition_code", dd.system AS "dischargeDisposition_system",
-    dd.display AS "dischargeDisposition_display",
-    fhir_age(p.birthdate, b.start_day) AS age_at_visit,
-    p.gender,
-    p.race_display,
-    p.ethnicity_display,
-    p.postalcode_3,
-    b.start_day AS period_start_day,
-    coalesce(b.end_day, b.start_day) AS period_end_day,
-    CAST(date_trunc('week', b.start_day) AS DATE) AS "period_start_week",
-    CAST(date_trunc('month', b.start_day) AS DATE) AS "period_start_month",
-    CAST(date_trunc('year', b.start_day) AS DATE) AS "period_start_year",
-    b.subject_ref,
-    episodes.ref AS "episodeOfCare_ref",
-    participants.ref AS participant_ref,
-    b.service_provider AS "serviceProvider_ref",
-    concat('Encounter/', b.id) AS encounter_ref
-FROM base AS b
-INNER JOIN core__patient AS p ON p.subject_ref = b.subject_ref
-LEFT JOIN classes ON classes.found = b.class_code AND classes.found_system = b.class_system
-LEFT JOIN core__encounter_dn_type AS t ON t.id = b.id
-LEFT JOIN core__encounter_dn_servicetype AS st ON st.id = b.id
-LEFT JOIN core__encounter_dn_priority AS pr ON pr.id = b.id
-LEFT JOIN core__encounter_dn_reasoncode AS rc ON rc.id = b.id
-LEFT JOIN core__encounter_dn_dischargedisposition AS dd ON dd.id = b.id
-LEFT JOIN episodes ON episodes.id = b.id
-LEFT JOIN participants ON participants.id = b.id;
+    id,
+    status,
+    class_code,
+    class_display,
+    type_code, type_system, type_display,
+    servicetype_code AS "serviceType_code", servicetype_system AS "serviceType_system",
+    servicetype_display AS "serviceType_display",
+    priority_code, priority_system, priority_display,
+    reasoncode_code AS "reasonCode_code", reasoncode_system AS "reasonCode_system",
+    reasoncode_display AS "reasonCode_display",
+    dischargedisposition_code AS "dischargeDisposition_code",
+    dischargedisposition_system AS "dischargeDisposition_system",
+    dischargedisposition_display AS "dischargeDisposition_display",
+    age_at_visit,
+    gender,
+    race_display,
+    ethnicity_display,
+    postalcode_3,
+    start_day AS period_start_day,
+    coalesce(end_day, start_day) AS period_end_day,
+    CAST(date_trunc('week', start_day) AS DATE) AS period_start_week,
+    CAST(date_trunc('month', start_day) AS DATE) AS period_start_month,
+    CAST(date_trunc('year', start_day) AS DATE) AS period_start_year,
+    subject_ref,
+    episode['reference'] AS "episodeOfCare_ref",
+    part['individual']['reference'] AS participant_ref,
+    service_provider AS "serviceProvider_ref",
+    concat('Encounter/', id) AS encounter_ref
+FROM with_episodes;

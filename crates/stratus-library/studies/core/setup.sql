@@ -37,39 +37,37 @@ SELECT * FROM (VALUES
 
 -- Which tracked encounters are complete: every resource table below was loaded by a group
 -- the encounter is in, no earlier than the encounter's first export. Export times compare
--- as instants. An encounter with no completion row is not tracked (is_complete NULL).
-CREATE VIEW completion AS
-WITH earliest AS (
-    SELECT encounter_id, min(fhir_instant(export_time)) AS earliest
+-- as instants. An encounter with no completion row is not tracked (no row here). A working
+-- table: core__encounter reads it, and it is dropped when the study is built.
+CREATE TABLE core__tmp_completion AS
+WITH ece AS (
+    SELECT encounter_id, group_name,
+        min(fhir_instant(export_time)) OVER (PARTITION BY encounter_id) AS earliest
     FROM etl__completion_encounters
-    GROUP BY encounter_id
 ),
 loaded AS (
-    SELECT ece.encounter_id, c.table_name
-    FROM earliest AS e
-    INNER JOIN etl__completion_encounters AS ece ON ece.encounter_id = e.encounter_id
-    INNER JOIN etl__completion AS c ON c.group_name = ece.group_name
-    WHERE e.earliest <= fhir_instant(c.export_time)
+    SELECT ece.encounter_id, c.table_name, ece.earliest <= fhir_instant(c.export_time) AS ok
+    FROM ece
+    LEFT JOIN etl__completion AS c ON c.group_name = ece.group_name
 )
 SELECT
-    e.encounter_id AS id,
+    encounter_id AS id,
     coalesce(
-        bool_or(l.table_name = 'allergyintolerance')
-        AND bool_or(l.table_name = 'condition')
-        AND bool_or(l.table_name = 'diagnosticreport')
-        AND bool_or(l.table_name = 'documentreference')
-        AND bool_or(l.table_name = 'episodeofcare')
-        AND bool_or(l.table_name = 'medicationrequest')
-        AND bool_or(l.table_name = 'medicationdispense')
-        AND bool_or(l.table_name = 'observation')
-        AND bool_or(l.table_name = 'procedure')
-        AND bool_or(l.table_name = 'servicerequest')
-        AND bool_or(l.table_name = 'specimen'),
+        bool_or(ok AND table_name = 'allergyintolerance')
+        AND bool_or(ok AND table_name = 'condition')
+        AND bool_or(ok AND table_name = 'diagnosticreport')
+        AND bool_or(ok AND table_name = 'documentreference')
+        AND bool_or(ok AND table_name = 'episodeofcare')
+        AND bool_or(ok AND table_name = 'medicationrequest')
+        AND bool_or(ok AND table_name = 'medicationdispense')
+        AND bool_or(ok AND table_name = 'observation')
+        AND bool_or(ok AND table_name = 'procedure')
+        AND bool_or(ok AND table_name = 'servicerequest')
+        AND bool_or(ok AND table_name = 'specimen'),
         false
     ) AS is_complete
-FROM earliest AS e
-LEFT JOIN loaded AS l ON l.encounter_id = e.encounter_id
-GROUP BY e.encounter_id;
+FROM loaded
+GROUP BY encounter_id;
 
 CREATE TABLE core__incomplete_encounter AS
-SELECT id FROM completion WHERE NOT is_complete;
+SELECT id FROM core__tmp_completion WHERE NOT is_complete;
