@@ -40,34 +40,47 @@ SELECT * FROM (VALUES
 -- as instants. An encounter with no completion row is not tracked (no row here). A working
 -- table: core__encounter reads it, and it is dropped when the study is built.
 CREATE TABLE core__tmp_completion AS
-WITH ece AS (
+-- When each group last loaded each table: a row per group, however many encounters.
+WITH loads AS (
+    SELECT group_name,
+        max(CASE WHEN table_name = 'allergyintolerance' THEN fhir_instant(export_time) END) AS allergyintolerance,
+        max(CASE WHEN table_name = 'condition' THEN fhir_instant(export_time) END) AS condition,
+        max(CASE WHEN table_name = 'diagnosticreport' THEN fhir_instant(export_time) END) AS diagnosticreport,
+        max(CASE WHEN table_name = 'documentreference' THEN fhir_instant(export_time) END) AS documentreference,
+        max(CASE WHEN table_name = 'episodeofcare' THEN fhir_instant(export_time) END) AS episodeofcare,
+        max(CASE WHEN table_name = 'medicationrequest' THEN fhir_instant(export_time) END) AS medicationrequest,
+        max(CASE WHEN table_name = 'medicationdispense' THEN fhir_instant(export_time) END) AS medicationdispense,
+        max(CASE WHEN table_name = 'observation' THEN fhir_instant(export_time) END) AS observation,
+        max(CASE WHEN table_name = 'procedure' THEN fhir_instant(export_time) END) AS procedure,
+        max(CASE WHEN table_name = 'servicerequest' THEN fhir_instant(export_time) END) AS servicerequest,
+        max(CASE WHEN table_name = 'specimen' THEN fhir_instant(export_time) END) AS specimen
+    FROM etl__completion
+    GROUP BY group_name
+),
+ece AS (
     SELECT encounter_id, group_name,
         min(fhir_instant(export_time)) OVER (PARTITION BY encounter_id) AS earliest
     FROM etl__completion_encounters
-),
-loaded AS (
-    SELECT ece.encounter_id, c.table_name, ece.earliest <= fhir_instant(c.export_time) AS ok
-    FROM ece
-    LEFT JOIN etl__completion AS c ON c.group_name = ece.group_name
 )
 SELECT
-    encounter_id AS id,
+    ece.encounter_id AS id,
     coalesce(
-        bool_or(ok AND table_name = 'allergyintolerance')
-        AND bool_or(ok AND table_name = 'condition')
-        AND bool_or(ok AND table_name = 'diagnosticreport')
-        AND bool_or(ok AND table_name = 'documentreference')
-        AND bool_or(ok AND table_name = 'episodeofcare')
-        AND bool_or(ok AND table_name = 'medicationrequest')
-        AND bool_or(ok AND table_name = 'medicationdispense')
-        AND bool_or(ok AND table_name = 'observation')
-        AND bool_or(ok AND table_name = 'procedure')
-        AND bool_or(ok AND table_name = 'servicerequest')
-        AND bool_or(ok AND table_name = 'specimen'),
+        bool_or(l.allergyintolerance >= ece.earliest)
+        AND bool_or(l.condition >= ece.earliest)
+        AND bool_or(l.diagnosticreport >= ece.earliest)
+        AND bool_or(l.documentreference >= ece.earliest)
+        AND bool_or(l.episodeofcare >= ece.earliest)
+        AND bool_or(l.medicationrequest >= ece.earliest)
+        AND bool_or(l.medicationdispense >= ece.earliest)
+        AND bool_or(l.observation >= ece.earliest)
+        AND bool_or(l.procedure >= ece.earliest)
+        AND bool_or(l.servicerequest >= ece.earliest)
+        AND bool_or(l.specimen >= ece.earliest),
         false
     ) AS is_complete
-FROM loaded
-GROUP BY encounter_id;
+FROM ece
+LEFT JOIN loads AS l ON l.group_name = ece.group_name
+GROUP BY ece.encounter_id;
 
 CREATE TABLE core__incomplete_encounter AS
 SELECT id FROM core__tmp_completion WHERE NOT is_complete;
