@@ -56,29 +56,26 @@ WITH loads AS (
         max(CASE WHEN table_name = 'specimen' THEN fhir_instant(export_time) END) AS specimen
     FROM etl__completion
     GROUP BY group_name
-),
-ece AS (
-    SELECT encounter_id, group_name,
-        min(fhir_instant(export_time)) OVER (PARTITION BY encounter_id) AS earliest
-    FROM etl__completion_encounters
 )
+-- A table is complete for an encounter when one of its groups loaded it no earlier than
+-- the encounter's first export: the latest load over its groups is no earlier.
 SELECT
     ece.encounter_id AS id,
     coalesce(
-        bool_or(l.allergyintolerance >= ece.earliest)
-        AND bool_or(l.condition >= ece.earliest)
-        AND bool_or(l.diagnosticreport >= ece.earliest)
-        AND bool_or(l.documentreference >= ece.earliest)
-        AND bool_or(l.episodeofcare >= ece.earliest)
-        AND bool_or(l.medicationrequest >= ece.earliest)
-        AND bool_or(l.medicationdispense >= ece.earliest)
-        AND bool_or(l.observation >= ece.earliest)
-        AND bool_or(l.procedure >= ece.earliest)
-        AND bool_or(l.servicerequest >= ece.earliest)
-        AND bool_or(l.specimen >= ece.earliest),
+        max(l.allergyintolerance) >= min(fhir_instant(ece.export_time))
+        AND max(l.condition) >= min(fhir_instant(ece.export_time))
+        AND max(l.diagnosticreport) >= min(fhir_instant(ece.export_time))
+        AND max(l.documentreference) >= min(fhir_instant(ece.export_time))
+        AND max(l.episodeofcare) >= min(fhir_instant(ece.export_time))
+        AND max(l.medicationrequest) >= min(fhir_instant(ece.export_time))
+        AND max(l.medicationdispense) >= min(fhir_instant(ece.export_time))
+        AND max(l.observation) >= min(fhir_instant(ece.export_time))
+        AND max(l.procedure) >= min(fhir_instant(ece.export_time))
+        AND max(l.servicerequest) >= min(fhir_instant(ece.export_time))
+        AND max(l.specimen) >= min(fhir_instant(ece.export_time)),
         false
     ) AS is_complete
-FROM ece
+FROM etl__completion_encounters AS ece
 LEFT JOIN loads AS l ON l.group_name = ece.group_name
 GROUP BY ece.encounter_id;
 
