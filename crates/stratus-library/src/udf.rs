@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use stratus_fhir::date::{civil_from_days, days_from_civil, days_in_month};
 use stratus_lake::deltalake::arrow::array::{
     Array, ArrayRef, AsArray, Date32Array, Int64Array, TimestampMicrosecondArray,
 };
@@ -223,39 +224,6 @@ fn offset_minutes(s: &str) -> Option<i64> {
     let h: i64 = tail.get(1..3)?.parse().ok()?;
     let m: i64 = tail.get(4..6)?.parse().ok()?;
     Some(sign * (h * 60 + m))
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// (year, month, day) of days since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// Whole years from `birth` to `on` (negative if `on` is earlier), as Athena's
