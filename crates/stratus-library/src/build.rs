@@ -11,7 +11,7 @@ use stratus_fhir::sonic_rs;
 use stratus_lake::deltalake::arrow::datatypes::Schema;
 use stratus_lake::deltalake::datafusion::execution::SessionStateBuilder;
 use stratus_lake::deltalake::datafusion::execution::disk_manager::DiskManagerBuilder;
-use stratus_lake::deltalake::datafusion::execution::memory_pool::FairSpillPool;
+use stratus_lake::deltalake::datafusion::execution::memory_pool::GreedyMemoryPool;
 use stratus_lake::deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use stratus_lake::deltalake::datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use stratus_lake::deltalake::datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
@@ -89,7 +89,7 @@ pub fn session_with_limit(limit: usize) -> SessionContext {
         .with_information_schema(true)
         .with_batch_size(8192);
     let runtime = RuntimeEnvBuilder::new()
-        .with_memory_pool(Arc::new(FairSpillPool::new(limit)))
+        .with_memory_pool(Arc::new(GreedyMemoryPool::new(limit)))
         .with_disk_manager_builder(DiskManagerBuilder::default())
         .build_arc()
         .unwrap_or_default();

@@ -47,6 +47,10 @@ const BUILTIN: &[(&str, &[(&str, &str)])] = &[
                 include_str!("../studies/core/procedure.sql"),
             ),
             (
+                "allergyintolerance.sql",
+                include_str!("../studies/core/allergyintolerance.sql"),
+            ),
+            (
                 "diagnosticreport.sql",
                 include_str!("../studies/core/diagnosticreport.sql"),
             ),

@@ -23,8 +23,9 @@ pub enum LibraryCommand {
     /// reads as empty; a field the data lacks reads as NULL.
     ///
     /// core: core__patient, core__encounter, core__condition, core__documentreference,
-    /// core__observation (with _lab and _vital_signs), core__medicationrequest, their
-    /// code tables, core__meta_date and _version, and the core__count_* cubes, where cells
+    /// core__observation (with _lab and _vital_signs), core__medicationrequest,
+    /// core__procedure, core__diagnosticreport, core__allergyintolerance, their code
+    /// tables, core__meta_date and _version, and the core__count_* cubes, where cells
     /// counting fewer than --min-count patients (or encounters, notes, observations) are
     /// left out. discovery: discovery__code_sources.
     ///
