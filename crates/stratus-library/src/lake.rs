@@ -150,7 +150,7 @@ impl Lake {
     }
 
     /// Registers `table` in `ctx` with its own schema merged with `wanted`; a table the
-    /// lake lacks is registered empty, with `wanted`. Returns whether the lake had it.
+    /// lake lacks (`present` false) is registered empty, with `wanted`.
     pub async fn register(
         &self,
         ctx: &SessionContext,

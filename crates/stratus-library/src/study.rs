@@ -222,16 +222,15 @@ impl Study {
     /// The study named `name`: a `--study-dir` study wins over a built-in one with the same
     /// prefix, as in cumulus-library.
     pub fn find(name: &str, study_dirs: &[PathBuf]) -> Result<Study, LibraryError> {
-        let all = Study::all(study_dirs)?;
-        all.into_iter().rev().find(|s| s.prefix == name).ok_or_else(|| {
-            let known: Vec<String> = Study::all(study_dirs)
-                .map(|a| a.into_iter().map(|s| s.prefix).collect())
-                .unwrap_or_default();
-            LibraryError::Usage(format!(
-                "no study {name:?} (known: {}; a study folder holds a manifest.toml and is added with --study-dir)",
-                known.join(", ")
-            ))
-        })
+        let mut all = Study::all(study_dirs)?;
+        if let Some(i) = all.iter().rposition(|s| s.prefix == name) {
+            return Ok(all.swap_remove(i));
+        }
+        let known: Vec<String> = all.into_iter().map(|s| s.prefix).collect();
+        Err(LibraryError::Usage(format!(
+            "no study {name:?} (known: {}; a study folder holds a manifest.toml and is added with --study-dir)",
+            known.join(", ")
+        )))
     }
 
     /// Every study: the built-in ones, then those found (recursively) under `study_dirs`.
