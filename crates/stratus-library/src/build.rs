@@ -156,6 +156,18 @@ async fn build_study(
                     }
                 }
             }
+            "codes" => {
+                for file in &action.files {
+                    let codes = crate::codes::CodesFile::parse(&study.read(file)?, file)?;
+                    for t in &codes.tables {
+                        let stmt = t.sql(&study.table_name(&t.name))?;
+                        if let Some((name, rows)) = run(lake, &ctx, study, file, &stmt).await? {
+                            on_table(&study.prefix, &name, rows);
+                            tables.push((name, rows));
+                        }
+                    }
+                }
+            }
             "counts" => {
                 for file in &action.files {
                     let w = Workflow::parse(&study.read(file)?, file)?;

@@ -54,6 +54,19 @@ const BUILTIN: &[(&str, &[(&str, &str)])] = &[
                 "diagnosticreport.sql",
                 include_str!("../studies/core/diagnosticreport.sql"),
             ),
+            (
+                "medicationdispense.sql",
+                include_str!("../studies/core/medicationdispense.sql"),
+            ),
+            (
+                "episodeofcare.sql",
+                include_str!("../studies/core/episodeofcare.sql"),
+            ),
+            (
+                "directory.sql",
+                include_str!("../studies/core/directory.sql"),
+            ),
+            ("codes.toml", include_str!("../studies/core/codes.toml")),
             ("meta.sql", include_str!("../studies/core/meta.sql")),
             (
                 "count_core.toml",
@@ -101,7 +114,8 @@ pub struct Study {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Action {
-    /// `build` (SQL files, statements in order), `counts` (workflow files), or
+    /// `build` (SQL files, statements in order), `codes` (code table files, see
+    /// [`crate::codes`]), `counts` (workflow files), or
     /// `export:counts` / `export:flat` / `export:meta`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -181,6 +195,7 @@ impl Study {
         for a in &actions {
             let known = [
                 "build",
+                "codes",
                 "counts",
                 "export:counts",
                 "export:flat",
@@ -194,14 +209,28 @@ impl Study {
                 )));
             }
         }
-        Ok(Study {
+        let mut study = Study {
             prefix,
             description: m.description,
             sources: m.sources,
             actions,
             origin,
             files,
-        })
+        };
+        // A code table's fields are read from its source without being listed twice.
+        for a in study.actions.clone().iter().filter(|a| a.kind == "codes") {
+            for f in &a.files {
+                for t in crate::codes::CodesFile::parse(&study.read(f)?, f)?.tables {
+                    let paths = study.sources.entry(t.source.clone()).or_default();
+                    for p in t.source_paths() {
+                        if !paths.contains(&p) {
+                            paths.push(p);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(study)
     }
 
     /// The text of one of the study's files.

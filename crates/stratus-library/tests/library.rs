@@ -294,3 +294,115 @@ fn only_complete_or_untracked_encounters_reach_core_encounter() {
     // The working table is gone once the study is built.
     assert!(!lake.join("core__tmp_completion").exists());
 }
+
+/// Writes `rows` as the ndjson layout's `<table>/<table>.000.ndjson`.
+fn table(lake: &Path, name: &str, rows: &[&str]) {
+    std::fs::create_dir_all(lake.join(name)).unwrap();
+    std::fs::write(
+        lake.join(format!("{name}/{name}.000.ndjson")),
+        rows.join("\n") + "\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn dispenses_dosages_and_directory_resources_flatten_as_cumulus_library_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path();
+    let med = r#"{"coding":[{"system":"http://www.nlm.nih.gov/research/umls/rxnorm","code":"197361","display":"Amlodipine"}]}"#;
+    let taper = r#"[
+        {"sequence":1,"timing":{"code":{"text":"BID"}},"doseAndRate":[{"type":{"coding":[{"code":"ordered"}]},"doseQuantity":{"value":2,"unit":"tablet"}}]},
+        {"sequence":2,"asNeededBoolean":true,"doseAndRate":[{"doseRange":{"low":{"value":1,"unit":"mg"},"high":{"value":2}}},{"doseQuantity":{"value":1}}]}
+    ]"#
+    .replace('\n', "");
+    table(
+        lake,
+        "medicationdispense",
+        &[
+            &format!(
+                r##"{{"resourceType":"MedicationDispense","id":"d1","status":"completed","subject":{{"reference":"Patient/p1"}},"contained":[{{"resourceType":"Medication","id":"m1","code":{med}}}],"medicationReference":{{"reference":"#m1"}},"whenHandedOver":"2023-04","authorizingPrescription":[{{"reference":"MedicationRequest/r1"}}],"performer":[{{"actor":{{"reference":"Practitioner/x"}}}}],"dosageInstruction":{taper}}}"##
+            ),
+            r#"{"resourceType":"MedicationDispense","id":"d2","status":"completed","subject":{"reference":"Patient/p2"},"medicationReference":{"reference":"Medication/m9"},"whenHandedOver":"2023-05-06T23:30:00-05:00"}"#,
+            r#"{"resourceType":"MedicationDispense","id":"d3","status":"entered-in-error","subject":{"reference":"Patient/p3"}}"#,
+        ],
+    );
+    table(
+        lake,
+        "medication",
+        &[&format!(
+            r#"{{"resourceType":"Medication","id":"m9","code":{med}}}"#
+        )],
+    );
+    table(
+        lake,
+        "organization",
+        &[
+            r#"{"resourceType":"Organization","id":"o1","name":"General","alias":["GH","Gen"],"identifier":[{"system":"s","value":"1"},{"system":"s","value":"2"}]}"#,
+        ],
+    );
+    table(
+        lake,
+        "condition",
+        &[
+            r#"{"resourceType":"Condition","id":"c1","subject":{"reference":"Patient/p1"},"code":{"coding":[{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":"J20.9"},{"system":"http://snomed.info/sct","code":"10509002"}]}}"#,
+        ],
+    );
+    build(&options(lake, &["core"]), |_, _, _| {}).unwrap();
+
+    let dispenses = query(
+        lake,
+        &["core__medicationdispense"],
+        "SELECT id, medication_code, CAST(whenhandedover_day AS VARCHAR), \
+         CAST(whenhandedover_month AS VARCHAR), medicationrequest_ref, performer_ref \
+         FROM core__medicationdispense ORDER BY id",
+    );
+    assert_eq!(
+        dispenses,
+        [
+            "d1|197361|2023-04-01|2023-04-01|MedicationRequest/r1|Practitioner/x",
+            // The local date written, as Athena reads it.
+            "d2|197361|2023-05-06|2023-05-01|NULL|NULL",
+        ]
+    );
+    let dosage = query(
+        lake,
+        &["core__medicationdispense_dosageinstruction"],
+        "SELECT id, \"row\", dose_row, dosage_sequence, dosage_timing_text, \
+         dosage_as_needed_bool, dosage_dose_type, dosage_dose_value, dosage_dose_low_value, \
+         dosage_dose_unit FROM core__medicationdispense_dosageinstruction \
+         ORDER BY \"row\", dose_row",
+    );
+    assert_eq!(
+        dosage,
+        [
+            "d1|1|1|1|BID|NULL|quantity|2.0|NULL|tablet",
+            "d1|2|1|2|NULL|true|range|NULL|1.0|mg",
+            "d1|2|2|2|NULL|true|quantity|1.0|NULL|NULL",
+        ]
+    );
+    let rate = query(
+        lake,
+        &["core__medicationdispense_dn_dose_rate_type"],
+        "SELECT id, \"row\", dose_row, code FROM core__medicationdispense_dn_dose_rate_type",
+    );
+    assert_eq!(rate, ["d1|1|1|ordered"]);
+    let orgs = query(
+        lake,
+        &["core__organization"],
+        "SELECT alias, identifier_value FROM core__organization ORDER BY identifier_value",
+    );
+    assert_eq!(orgs, ["General, GH, Gen|1", "General, GH, Gen|2"]);
+    // One coding per condition by system priority (SNOMED first); all of them in _all.
+    let picked = query(
+        lake,
+        &["core__condition_codable_concepts_display"],
+        "SELECT code FROM core__condition_codable_concepts_display",
+    );
+    assert_eq!(picked, ["10509002"]);
+    let all = query(
+        lake,
+        &["core__condition_codable_concepts_all"],
+        "SELECT count(*) FROM core__condition_codable_concepts_all",
+    );
+    assert_eq!(all, ["2"]);
+}

@@ -1,26 +1,6 @@
 -- Allergies and intolerances: one row per category and per reaction manifestation coding.
 -- Statuses only from their own code systems; entered-in-error verifications left out.
 
-CREATE TABLE core__allergyintolerance_dn_clinical_status AS
-WITH codings AS (SELECT id, unnest("clinicalStatus"['coding']) AS c FROM allergyintolerance)
-SELECT id, CAST(0 AS BIGINT) AS "row", c['code'] AS code, c['system'] AS system,
-    c['display'] AS display, c['userSelected'] AS "userSelected"
-FROM codings
-WHERE c['system'] = 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical';
-
-CREATE TABLE core__allergyintolerance_dn_verification_status AS
-WITH codings AS (SELECT id, unnest("verificationStatus"['coding']) AS c FROM allergyintolerance)
-SELECT id, CAST(0 AS BIGINT) AS "row", c['code'] AS code, c['system'] AS system,
-    c['display'] AS display, c['userSelected'] AS "userSelected"
-FROM codings
-WHERE c['system'] = 'http://terminology.hl7.org/CodeSystem/allergyintolerance-verification';
-
-CREATE TABLE core__allergyintolerance_dn_code AS
-WITH codings AS (SELECT id, unnest(code['coding']) AS c FROM allergyintolerance)
-SELECT id, CAST(0 AS BIGINT) AS "row", c['code'] AS code, c['system'] AS system,
-    c['display'] AS display, c['userSelected'] AS "userSelected"
-FROM codings;
-
 CREATE TABLE core__allergyintolerance AS
 WITH base AS (
     SELECT a.id, a."type", a.criticality, fhir_timestamp(a."recordedDate") AS recorded,

@@ -1,45 +1,12 @@
 -- Diagnostic reports: category, code and conclusion codings; the effective time or period
 -- and when it was issued; whether a presented form holds text.
 
-CREATE TABLE core__diagnosticreport_dn_category AS
-WITH cc AS (
-    SELECT id, CAST(r AS BIGINT) AS "row", arr[r] AS cc
-    FROM (
-        SELECT id, category AS arr,
-            unnest(range(1, coalesce(CAST(array_length(category) AS BIGINT), 0) + 1)) AS r
-        FROM diagnosticreport
-    )
-),
-codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
-SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
-    c['userSelected'] AS "userSelected"
-FROM codings;
-
-CREATE TABLE core__diagnosticreport_dn_code AS
-WITH cc AS (SELECT id, 0 AS "row", code AS cc FROM diagnosticreport),
-codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
-SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
-    c['userSelected'] AS "userSelected"
-FROM codings;
-
-CREATE TABLE core__diagnosticreport_dn_conclusioncode AS
-WITH cc AS (
-    SELECT id, CAST(r AS BIGINT) AS "row", arr[r] AS cc
-    FROM (
-        SELECT id, "conclusionCode" AS arr,
-            unnest(range(1, coalesce(CAST(array_length("conclusionCode") AS BIGINT), 0) + 1)) AS r
-        FROM diagnosticreport
-    )
-),
-codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
-SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
-    c['userSelected'] AS "userSelected"
-FROM codings;
-
 CREATE TABLE core__diagnosticreport AS
 WITH base AS (
     SELECT d.id, d.status,
         fhir_timestamp(d."effectiveDateTime") AS effective, fhir_date(d."effectiveDateTime") AS effective_day,
+        fhir_timestamp(d."effectivePeriod"['start']) AS period_start,
+        fhir_timestamp(d."effectivePeriod"['end']) AS period_end,
         fhir_date(d."effectivePeriod"['start']) AS start_day,
         fhir_date(d."effectivePeriod"['end']) AS end_day,
         fhir_timestamp(d.issued) AS issued, fhir_date(d.issued) AS issued_day,
@@ -77,10 +44,12 @@ SELECT DISTINCT
     CAST(date_trunc('week', b.effective_day) AS DATE) AS "effectiveDateTime_week",
     CAST(date_trunc('month', b.effective_day) AS DATE) AS "effectiveDateTime_month",
     CAST(date_trunc('year', b.effective_day) AS DATE) AS "effectiveDateTime_year",
+    b.period_start AS "effectivePeriod_start",
     b.start_day AS "effectivePeriod_start_day",
     CAST(date_trunc('week', b.start_day) AS DATE) AS "effectivePeriod_start_week",
     CAST(date_trunc('month', b.start_day) AS DATE) AS "effectivePeriod_start_month",
     CAST(date_trunc('year', b.start_day) AS DATE) AS "effectivePeriod_start_year",
+    b.period_end AS "effectivePeriod_end",
     b.end_day AS "effectivePeriod_end_day",
     CAST(date_trunc('week', b.end_day) AS DATE) AS "effectivePeriod_end_week",
     CAST(date_trunc('month', b.end_day) AS DATE) AS "effectivePeriod_end_month",

@@ -2,26 +2,12 @@
 -- date parts from context.period.start, and aux_has_text when an attachment holds text (or
 -- the ETL's marker that it did).
 
-CREATE TABLE core__documentreference_dn_type AS
-WITH cc AS (SELECT id, 0 AS "row", "type" AS cc FROM documentreference),
-codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
-SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
-    c['userSelected'] AS "userSelected"
-FROM codings;
-
-CREATE TABLE core__documentreference_dn_category AS
-WITH cc AS (
-    SELECT id, CAST(r AS BIGINT) AS "row", arr[r] AS cc
-    FROM (
-        SELECT id, category AS arr,
-            unnest(range(1, coalesce(CAST(array_length(category) AS BIGINT), 0) + 1)) AS r
-        FROM documentreference
-    )
-),
-codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
-SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
-    c['userSelected'] AS "userSelected"
-FROM codings;
+-- The attachments' format, a Coding (not a CodeableConcept): one row per distinct value.
+CREATE TABLE core__documentreference_dn_format AS
+WITH formats AS (SELECT id, unnest(content)['format'] AS f FROM documentreference)
+SELECT DISTINCT id, f['code'] AS code, f['system'] AS system, f['display'] AS display
+FROM formats
+WHERE f IS NOT NULL;
 
 CREATE TABLE core__documentreference AS
 WITH base AS (

@@ -2,60 +2,6 @@
 -- medicationCodeableConcept, a contained Medication (`#id`), or the medication table
 -- (`Medication/<id>`); every coding makes a row.
 
-CREATE TABLE core__medicationrequest_dn_category AS
-WITH cc AS (
-    SELECT id, CAST(r AS BIGINT) AS "row", arr[r] AS cc
-    FROM (
-        SELECT id, category AS arr,
-            unnest(range(1, coalesce(CAST(array_length(category) AS BIGINT), 0) + 1)) AS r
-        FROM medicationrequest
-    )
-),
-codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
-SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
-    c['userSelected'] AS "userSelected"
-FROM codings;
-
-CREATE TABLE core__medicationrequest_dn_status_reason AS
-WITH cc AS (SELECT id, 0 AS "row", "statusReason" AS cc FROM medicationrequest),
-codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
-SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
-    c['userSelected'] AS "userSelected"
-FROM codings;
-
-CREATE TABLE core__medicationrequest_dn_course_of_therapy AS
-WITH cc AS (SELECT id, 0 AS "row", "courseOfTherapyType" AS cc FROM medicationrequest),
-codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
-SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
-    c['userSelected'] AS "userSelected"
-FROM codings;
-
-CREATE TABLE core__medicationrequest_dn_inline_code AS
-WITH cc AS (SELECT id, 0 AS "row", "medicationCodeableConcept" AS cc FROM medicationrequest),
-codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
-SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
-    c['userSelected'] AS "userSelected"
-FROM codings;
-
-CREATE TABLE core__medication_dn_code AS
-WITH cc AS (SELECT id, 0 AS "row", code AS cc FROM medication),
-codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
-SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
-    c['userSelected'] AS "userSelected"
-FROM codings;
-
-CREATE TABLE core__medicationrequest_dn_contained_code AS
-WITH contained AS (SELECT id, unnest(contained) AS m FROM medicationrequest),
-codings AS (
-    SELECT id, m['id'] AS contained_id, unnest(m['code']['coding']) AS c
-    FROM contained WHERE m['resourceType'] = 'Medication'
-)
-SELECT r.id, CAST(0 AS BIGINT) AS "row", c.c['code'] AS code, c.c['system'] AS system,
-    c.c['display'] AS display, c.c['userSelected'] AS "userSelected"
-FROM medicationrequest AS r
-INNER JOIN codings AS c
-    ON c.id = r.id AND concat('#', c.contained_id) = r."medicationReference"['reference'];
-
 CREATE TABLE core__medicationrequest AS
 WITH base AS (
     SELECT r.id, r.status, r.intent, r."statusReason"['text'] AS status_reason_text,
@@ -72,7 +18,11 @@ WITH base AS (
 medications AS (
     SELECT id, code, system, display FROM core__medicationrequest_dn_inline_code
     UNION ALL
-    SELECT id, code, system, display FROM core__medicationrequest_dn_contained_code
+    SELECT b.id, c.code, c.system, c.display
+    FROM base AS b
+    INNER JOIN core__medicationrequest_dn_contained_code AS c
+        ON c.id = b.id AND concat('#', c.contained_id) = b.medication_ref
+    WHERE c.resource_type = 'Medication'
     UNION ALL
     SELECT b.id, m.code, m.system, m.display
     FROM base AS b
@@ -97,8 +47,8 @@ SELECT DISTINCT
     b.dr['quantity']['code'] AS dispense_quantity_code,
     CAST(b.dr['expectedSupplyDuration']['value'] AS DOUBLE) AS expected_supply_duration_value,
     b.dr['expectedSupplyDuration']['unit'] AS expected_supply_duration_unit,
-    fhir_timestamp(b.dr['validityPeriod']['start']) AS validity_period_start,
-    fhir_timestamp(b.dr['validityPeriod']['end']) AS validity_period_end,
+    fhir_date(b.dr['validityPeriod']['start']) AS validity_period_start,
+    fhir_date(b.dr['validityPeriod']['end']) AS validity_period_end,
     b.authored AS "authoredOn",
     CAST(date_trunc('month', b.authored_day) AS DATE) AS "authoredOn_month",
     concat('MedicationRequest/', b.id) AS medicationrequest_ref,
@@ -111,3 +61,77 @@ LEFT JOIN core__medicationrequest_dn_category AS cat ON cat.id = b.id
 LEFT JOIN core__medicationrequest_dn_status_reason AS sr ON sr.id = b.id
 LEFT JOIN core__medicationrequest_dn_course_of_therapy AS ct ON ct.id = b.id
 LEFT JOIN medications AS m ON m.id = b.id;
+
+-- One row per dosage instruction and dose-and-rate entry (`row`, `dose_row`), with the
+-- request's times and references.
+CREATE TABLE core__medicationrequest_dosageinstruction AS
+WITH parent AS (
+    SELECT DISTINCT id, medicationrequest_ref, subject_ref, encounter_ref, authoredon,
+        authoredon_month
+    FROM core__medicationrequest
+),
+dosage AS (
+    SELECT id, CAST(r AS BIGINT) AS "row", arr[r] AS d
+    FROM (
+        SELECT id, "dosageInstruction" AS arr,
+            unnest(range(1, coalesce(CAST(array_length("dosageInstruction") AS BIGINT), 0) + 1))
+                AS r
+        FROM medicationrequest
+    )
+),
+dose AS (
+    SELECT id, "row", CAST(r AS BIGINT) AS dose_row, arr[r] AS q
+    FROM (
+        SELECT id, "row", d['doseAndRate'] AS arr,
+            unnest(range(1, coalesce(CAST(array_length(d['doseAndRate']) AS BIGINT), 0) + 1))
+                AS r
+        FROM dosage
+    )
+)
+SELECT
+    ds.id,
+    ds."row",
+    q.dose_row,
+    CAST(ds.d['sequence'] AS BIGINT) AS dosage_sequence,
+    ds.d['text'] AS dosage_text,
+    ds.d['patientInstruction'] AS dosage_patient_instruction,
+    ds.d['asNeededBoolean'] AS dosage_as_needed_bool,
+    ds.d['timing']['code']['text'] AS dosage_timing_text,
+    CAST(ds.d['timing']['repeat']['count'] AS BIGINT) AS dosage_timing_count,
+    CAST(ds.d['timing']['repeat']['countMax'] AS BIGINT) AS dosage_timing_count_max,
+    CAST(ds.d['timing']['repeat']['duration'] AS DOUBLE) AS dosage_timing_duration,
+    CAST(ds.d['timing']['repeat']['durationMax'] AS DOUBLE) AS dosage_timing_duration_max,
+    ds.d['timing']['repeat']['durationUnit'] AS dosage_timing_duration_unit,
+    CAST(ds.d['timing']['repeat']['frequency'] AS BIGINT) AS dosage_timing_frequency,
+    CAST(ds.d['timing']['repeat']['frequencyMax'] AS BIGINT) AS dosage_timing_frequency_max,
+    CAST(ds.d['timing']['repeat']['period'] AS DOUBLE) AS dosage_timing_period,
+    CAST(ds.d['timing']['repeat']['periodMax'] AS DOUBLE) AS dosage_timing_period_max,
+    ds.d['timing']['repeat']['periodUnit'] AS dosage_timing_period_unit,
+    CAST(ds.d['timing']['repeat']['offset'] AS BIGINT) AS dosage_timing_offset,
+    fhir_date(ds.d['timing']['repeat']['boundsPeriod']['start']) AS dosage_timing_bounds_start,
+    fhir_date(ds.d['timing']['repeat']['boundsPeriod']['end']) AS dosage_timing_bounds_end,
+    CASE
+        WHEN q.q['doseQuantity']['value'] IS NOT NULL OR q.q['doseQuantity']['unit'] IS NOT NULL
+            OR q.q['doseQuantity']['system'] IS NOT NULL
+            OR q.q['doseQuantity']['code'] IS NOT NULL THEN 'quantity'
+        WHEN q.q['doseRange']['low'] IS NOT NULL OR q.q['doseRange']['high'] IS NOT NULL
+            THEN 'range'
+    END AS dosage_dose_type,
+    CAST(q.q['doseQuantity']['value'] AS DOUBLE) AS dosage_dose_value,
+    CAST(q.q['doseRange']['low']['value'] AS DOUBLE) AS dosage_dose_low_value,
+    CAST(q.q['doseRange']['high']['value'] AS DOUBLE) AS dosage_dose_high_value,
+    coalesce(q.q['doseQuantity']['unit'], q.q['doseRange']['low']['unit'],
+        q.q['doseRange']['high']['unit']) AS dosage_dose_unit,
+    coalesce(q.q['doseQuantity']['system'], q.q['doseRange']['low']['system'],
+        q.q['doseRange']['high']['system']) AS dosage_dose_system,
+    coalesce(q.q['doseQuantity']['code'], q.q['doseRange']['low']['code'],
+        q.q['doseRange']['high']['code']) AS dosage_dose_code,
+    q.q['type']['text'] AS dosage_dose_rate_type_text,
+    p.authoredon AS "authoredOn",
+    p.authoredon_month AS "authoredOn_month",
+    p.medicationrequest_ref,
+    p.subject_ref,
+    p.encounter_ref
+FROM dosage AS ds
+INNER JOIN parent AS p ON p.id = ds.id
+LEFT JOIN dose AS q ON q.id = ds.id AND q."row" = ds."row";

@@ -2,55 +2,6 @@
 -- reason (a cross product, as in cumulus-library), and the laboratory and vital-signs
 -- subsets.
 
-CREATE TABLE core__observation_dn_category AS
-WITH cc AS (
-    SELECT id, CAST(r AS BIGINT) AS "row", arr[r] AS cc
-    FROM (
-        SELECT id, category AS arr,
-            unnest(range(1, coalesce(CAST(array_length(category) AS BIGINT), 0) + 1)) AS r
-        FROM observation
-    )
-),
-codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
-SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
-    c['userSelected'] AS "userSelected"
-FROM codings;
-
-CREATE TABLE core__observation_dn_code AS
-WITH cc AS (SELECT id, 0 AS "row", code AS cc FROM observation),
-codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
-SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
-    c['userSelected'] AS "userSelected"
-FROM codings;
-
-CREATE TABLE core__observation_dn_interpretation AS
-WITH cc AS (
-    SELECT id, CAST(r AS BIGINT) AS "row", arr[r] AS cc
-    FROM (
-        SELECT id, interpretation AS arr,
-            unnest(range(1, coalesce(CAST(array_length(interpretation) AS BIGINT), 0) + 1)) AS r
-        FROM observation
-    )
-),
-codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
-SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
-    c['userSelected'] AS "userSelected"
-FROM codings;
-
-CREATE TABLE core__observation_dn_valuecodeableconcept AS
-WITH cc AS (SELECT id, 0 AS "row", "valueCodeableConcept" AS cc FROM observation),
-codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
-SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
-    c['userSelected'] AS "userSelected"
-FROM codings;
-
-CREATE TABLE core__observation_dn_dataabsentreason AS
-WITH cc AS (SELECT id, 0 AS "row", "dataAbsentReason" AS cc FROM observation),
-codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
-SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
-    c['userSelected'] AS "userSelected"
-FROM codings;
-
 CREATE TABLE core__observation AS
 WITH base AS (
     SELECT o.id, o.status, fhir_timestamp(o."effectiveDateTime") AS effective,
@@ -105,10 +56,26 @@ CREATE TABLE core__observation_vital_signs AS
 SELECT id, observation_code, observation_system, category_code, category_system,
     "valuecodeableconcept_code", "valuecodeableconcept_system", "valuecodeableconcept_display",
     "valuequantity_value", "valuequantity_comparator", "valuequantity_unit",
-    "valuequantity_system", "valuequantity_code",
+    "valuequantity_system", "valuequantity_code", status,
     interpretation_code, interpretation_system, interpretation_display,
     "effectivedatetime_day", "effectivedatetime_week", "effectivedatetime_month",
-    "effectivedatetime_year", status, subject_ref, encounter_ref, specimen_ref, observation_ref
+    "effectivedatetime_year", subject_ref, encounter_ref, observation_ref
 FROM core__observation
 WHERE category_code = 'vital-signs'
     AND category_system = 'http://terminology.hl7.org/CodeSystem/observation-category';
+
+-- Each component's valueQuantity, by the component's position (`row`).
+CREATE TABLE core__observation_component_valuequantity AS
+WITH components AS (
+    SELECT id, CAST(r AS BIGINT) AS "row", arr[r] AS c
+    FROM (
+        SELECT id, component AS arr,
+            unnest(range(1, coalesce(CAST(array_length(component) AS BIGINT), 0) + 1)) AS r
+        FROM observation
+    )
+)
+SELECT id, "row", CAST(c['valueQuantity']['value'] AS DOUBLE) AS value,
+    c['valueQuantity']['comparator'] AS comparator, c['valueQuantity']['unit'] AS unit,
+    c['valueQuantity']['system'] AS system, c['valueQuantity']['code'] AS code
+FROM components
+WHERE c['valueQuantity'] IS NOT NULL;

@@ -1,23 +1,11 @@
 -- Procedures: every category and code coding; when performed, as a time or a period.
 
-CREATE TABLE core__procedure_dn_category AS
-WITH cc AS (SELECT id, 0 AS "row", category AS cc FROM procedure),
-codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
-SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
-    c['userSelected'] AS "userSelected"
-FROM codings;
-
-CREATE TABLE core__procedure_dn_code AS
-WITH cc AS (SELECT id, 0 AS "row", code AS cc FROM procedure),
-codings AS (SELECT id, "row", unnest(cc['coding']) AS c FROM cc)
-SELECT id, "row", c['code'] AS code, c['system'] AS system, c['display'] AS display,
-    c['userSelected'] AS "userSelected"
-FROM codings;
-
 CREATE TABLE core__procedure AS
 WITH base AS (
     SELECT p.id, p.status, fhir_timestamp(p."performedDateTime") AS performed,
         fhir_date(p."performedDateTime") AS performed_day,
+        fhir_timestamp(p."performedPeriod"['start']) AS period_start,
+        fhir_timestamp(p."performedPeriod"['end']) AS period_end,
         fhir_date(p."performedPeriod"['start']) AS start_day,
         fhir_date(p."performedPeriod"['end']) AS end_day,
         p.subject['reference'] AS subject_ref, p.encounter['reference'] AS encounter_ref
@@ -34,10 +22,12 @@ SELECT DISTINCT
     CAST(date_trunc('week', b.performed_day) AS DATE) AS "performedDateTime_week",
     CAST(date_trunc('month', b.performed_day) AS DATE) AS "performedDateTime_month",
     CAST(date_trunc('year', b.performed_day) AS DATE) AS "performedDateTime_year",
+    b.period_start AS "performedPeriod_start",
     b.start_day AS "performedPeriod_start_day",
     CAST(date_trunc('week', b.start_day) AS DATE) AS "performedPeriod_start_week",
     CAST(date_trunc('month', b.start_day) AS DATE) AS "performedPeriod_start_month",
     CAST(date_trunc('year', b.start_day) AS DATE) AS "performedPeriod_start_year",
+    b.period_end AS "performedPeriod_end",
     b.end_day AS "performedPeriod_end_day",
     CAST(date_trunc('week', b.end_day) AS DATE) AS "performedPeriod_end_week",
     CAST(date_trunc('month', b.end_day) AS DATE) AS "performedPeriod_end_month",

@@ -1,0 +1,268 @@
+//! Code tables: one row per coding of a CodeableConcept field, the `_dn_` tables of
+//! cumulus-library's core study. A study declares them in a `codes` file rather than writing
+//! the same unnesting SQL out for every field, so each is one readable entry and the SQL
+//! that makes them lives in one place.
+//!
+//! ```toml
+//! [[table]]
+//! name = "encounter_dn_type"        # the study's prefix is added
+//! source = "encounter"
+//! field = "type[]"                  # `[]` marks a list; `dosageInstruction[].route` nests
+//! priority = ["http://snomed.info/sct", "urn:oid:1.2.840.114350.1.13.%.7.10.698084.10110"]
+//! ```
+//!
+//! The columns are `id`, then `row` (the 1-based position in the field's first list) when
+//! the field starts with a list (`index = ["row", "dose_row"]` names the positions of more
+//! lists), then `code`, `system`, `display`, `userSelected`, then any
+//! `extra` fields read from the first list's element. Rows are distinct. With `priority`
+//! (SQL LIKE patterns on the system, best first) only one coding per id is kept: the one
+//! whose system matches the earliest pattern, the lowest code among equals; codings whose
+//! system matches none are dropped. This is cumulus-library's shape and rule.
+
+use serde::Deserialize;
+
+use crate::LibraryError;
+
+/// A `codes` file: the code tables a study builds, in order.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodesFile {
+    #[serde(rename = "table", default)]
+    pub tables: Vec<CodeTable>,
+}
+
+/// One code table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeTable {
+    pub name: String,
+    pub source: String,
+    pub field: String,
+    #[serde(default)]
+    pub priority: Vec<String>,
+    /// `[field of the first list's element, output column]` pairs.
+    #[serde(default)]
+    pub extra: Vec<(String, String)>,
+    /// Names for the position columns of the field's lists, first list first (default
+    /// `["row"]`); a list without a name is unnested without its position.
+    #[serde(default)]
+    pub index: Option<Vec<String>>,
+}
+
+/// One step of a field's path.
+struct Segment<'a> {
+    name: &'a str,
+    list: bool,
+}
+
+impl CodesFile {
+    pub fn parse(text: &str, file: &str) -> Result<CodesFile, LibraryError> {
+        let f: CodesFile = toml::from_str(text).map_err(|e| LibraryError::Manifest {
+            path: file.into(),
+            message: e.to_string(),
+        })?;
+        for t in &f.tables {
+            t.segments().map_err(|message| LibraryError::Manifest {
+                path: file.into(),
+                message: format!("table {}: {message}", t.name),
+            })?;
+        }
+        Ok(f)
+    }
+}
+
+impl CodeTable {
+    fn segments(&self) -> Result<Vec<Segment<'_>>, String> {
+        let segs: Vec<Segment> = self
+            .field
+            .split('.')
+            .map(|s| match s.strip_suffix("[]") {
+                Some(name) => Segment { name, list: true },
+                None => Segment {
+                    name: s,
+                    list: false,
+                },
+            })
+            .collect();
+        let plain = |s: &str| {
+            s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if let Some(bad) = segs.iter().find(|s| !plain(s.name)) {
+            return Err(format!("field {:?}: bad step {:?}", self.field, bad.name));
+        }
+        if !self.extra.is_empty() && !segs[0].list {
+            return Err("extra fields need a field that starts with a list".into());
+        }
+        let lists = segs.iter().filter(|s| s.list).count();
+        if let Some(names) = &self.index
+            && (names.len() > lists || names.iter().any(|n| !plain(n)))
+        {
+            return Err(format!(
+                "index {names:?}: at most one plain name per list of {:?}",
+                self.field
+            ));
+        }
+        for (f, col) in &self.extra {
+            if !plain(f) || !plain(col) {
+                return Err(format!("extra {f:?} as {col:?}: not a plain name"));
+            }
+        }
+        Ok(segs)
+    }
+
+    /// The dotted FHIR paths this table reads, for the study's source schema. Contained
+    /// resources are left to the manifest's `contained.<Type>.…` entries.
+    pub fn source_paths(&self) -> Vec<String> {
+        let Ok(segs) = self.segments() else {
+            return Vec::new();
+        };
+        if segs[0].name == "contained" {
+            return Vec::new();
+        }
+        let path: Vec<&str> = segs.iter().map(|s| s.name).collect();
+        let mut out = vec![format!("{}.coding.code", path.join("."))];
+        for (f, _) in &self.extra {
+            out.push(format!("{}.{f}", segs[0].name));
+        }
+        out
+    }
+
+    /// The index column of each list in the field, first list first: `index` when given,
+    /// else `row` for a field that starts with a list.
+    fn index_names(&self, segs: &[Segment]) -> Vec<String> {
+        match (&self.index, segs[0].list) {
+            (Some(names), _) => names.clone(),
+            (None, true) => vec!["row".into()],
+            (None, false) => Vec::new(),
+        }
+    }
+
+    /// `CREATE TABLE <table> AS …`.
+    pub fn sql(&self, table: &str) -> Result<String, LibraryError> {
+        let segs = self
+            .segments()
+            .map_err(|message| LibraryError::table(table, message))?;
+        let mut names = self.index_names(&segs).into_iter();
+        // Columns carried from step to step: the id, the list positions, the extras.
+        let mut keep: Vec<String> = vec!["id".into()];
+        let mut ctes = Vec::new();
+        for (i, s) in segs.iter().enumerate() {
+            let (from, field) = if i == 0 {
+                (self.source.clone(), format!("\"{}\"", s.name))
+            } else {
+                (format!("s{}", i - 1), format!("v['{}']", s.name))
+            };
+            let carried = keep.join(", ");
+            let index = if s.list { names.next() } else { None };
+            if let Some(index) = index {
+                // The 1-based position in the list, as cumulus-library's `row`.
+                let extras: String = if i == 0 {
+                    self.extra
+                        .iter()
+                        .map(|(f, col)| format!(", arr[r]['{f}'] AS {col}"))
+                        .collect()
+                } else {
+                    String::new()
+                };
+                ctes.push(format!(
+                    "s{i} AS (SELECT {carried}, CAST(r AS BIGINT) AS \"{index}\"{extras}, \
+                     arr[r] AS v FROM (SELECT {carried}, {field} AS arr, \
+                     unnest(range(1, coalesce(CAST(array_length({field}) AS BIGINT), 0) + 1)) \
+                     AS r FROM {from}))"
+                ));
+                keep.push(format!("\"{index}\""));
+                if i == 0 {
+                    keep.extend(self.extra.iter().map(|(_, c)| c.clone()));
+                }
+            } else if s.list {
+                ctes.push(format!(
+                    "s{i} AS (SELECT {carried}, unnest({field}) AS v FROM {from})"
+                ));
+            } else {
+                ctes.push(format!(
+                    "s{i} AS (SELECT {carried}, {field} AS v FROM {from})"
+                ));
+            }
+        }
+        let last = segs.len() - 1;
+        let carried = keep.join(", ");
+        ctes.push(format!(
+            "codings AS (SELECT {carried}, unnest(v['coding']) AS c FROM s{last})"
+        ));
+        // Output order: id, positions, the coding, then the extras.
+        let extras: Vec<String> = self.extra.iter().map(|(_, c)| c.clone()).collect();
+        let lead: Vec<&String> = keep.iter().filter(|c| !extras.contains(c)).collect();
+        let lead = lead
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let tail: String = extras.iter().map(|c| format!(", {c}")).collect();
+        ctes.push(format!(
+            "flat AS (SELECT DISTINCT {lead}, c['code'] AS code, c['system'] AS system, \
+             c['display'] AS display, c['userSelected'] AS \"userSelected\"{tail} FROM codings)"
+        ));
+        let cols = format!("{lead}, code, system, display, \"userSelected\"{tail}");
+        let select = if self.priority.is_empty() {
+            format!("SELECT {cols} FROM flat")
+        } else {
+            let values: Vec<String> = self
+                .priority
+                .iter()
+                .enumerate()
+                .map(|(i, p)| format!("({i}, '{}')", p.replace('\'', "''")))
+                .collect();
+            ctes.push(format!(
+                "systems AS (SELECT * FROM (VALUES {}) AS t (priority, pattern))",
+                values.join(", ")
+            ));
+            ctes.push(
+                "ranked AS (SELECT f.*, row_number() OVER (PARTITION BY f.id \
+                 ORDER BY s.priority, f.code) AS n \
+                 FROM flat AS f INNER JOIN systems AS s ON f.system LIKE s.pattern)"
+                    .to_owned(),
+            );
+            format!("SELECT {cols} FROM ranked WHERE n = 1")
+        };
+        Ok(format!(
+            "CREATE TABLE {table} AS WITH {} {select}",
+            ctes.join(", ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(field: &str) -> CodeTable {
+        CodeTable {
+            name: "t".into(),
+            source: "src".into(),
+            field: field.into(),
+            priority: Vec::new(),
+            extra: Vec::new(),
+            index: None,
+        }
+    }
+
+    #[test]
+    fn paths_name_the_codings_read() {
+        assert_eq!(
+            table("dosageInstruction[].route").source_paths(),
+            ["dosageInstruction.route.coding.code"]
+        );
+        assert!(table("contained[].code").source_paths().is_empty());
+    }
+
+    #[test]
+    fn bad_fields_are_refused() {
+        assert!(table("a b").sql("x").is_err());
+        let mut t = table("code");
+        t.extra = vec![("id".into(), "contained_id".into())];
+        assert!(t.sql("x").is_err(), "extras need a list");
+        let bad = "[[table]]\nname = \"x\"\nsource = \"s\"\nfield = \"a..b\"\n";
+        assert!(CodesFile::parse(bad, "codes.toml").is_err());
+    }
+}
