@@ -160,10 +160,11 @@ async fn build_study(
                 for file in &action.files {
                     let codes = crate::codes::CodesFile::parse(&study.read(file)?, file)?;
                     for t in &codes.tables {
-                        let stmt = t.sql(&study.table_name(&t.name))?;
-                        if let Some((name, rows)) = run(lake, &ctx, study, file, &stmt).await? {
-                            on_table(&study.prefix, &name, rows);
-                            tables.push((name, rows));
+                        for stmt in t.sql(&study.table_name(&t.name))? {
+                            if let Some((name, rows)) = run(lake, &ctx, study, file, &stmt).await? {
+                                on_table(&study.prefix, &name, rows);
+                                tables.push((name, rows));
+                            }
                         }
                     }
                 }
