@@ -158,8 +158,7 @@ async fn build_study(
             }
             "codes" => {
                 for file in &action.files {
-                    let codes = crate::codes::CodesFile::parse(&study.read(file)?, file)?;
-                    for t in &codes.tables {
+                    for t in study.codes.get(file).into_iter().flatten() {
                         for stmt in t.sql(&study.table_name(&t.name))? {
                             if let Some((name, rows)) = run(lake, &ctx, study, file, &stmt).await? {
                                 on_table(&study.prefix, &name, rows);
@@ -186,12 +185,11 @@ async fn build_study(
             _ => {}
         }
     }
-    // Working tables go once the study is built (cumulus-library's discovery does the
-    // same with its tmp tables).
-    let tmp = format!("{}__tmp_", study.prefix);
+    // Working tables (`_tmp_` in the name, `<prefix>__tmp_*` included) go once the study
+    // is built, as cumulus-library's discovery drops its tmp tables.
     let (tmp_tables, kept): (Vec<_>, Vec<_>) = tables
         .into_iter()
-        .partition(|(name, _): &(String, usize)| name.starts_with(&tmp) || name.contains("_tmp_"));
+        .partition(|(name, _): &(String, usize)| name.contains("_tmp_"));
     for (name, _) in &tmp_tables {
         lake.drop_table(name).await?;
     }

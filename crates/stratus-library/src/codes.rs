@@ -145,8 +145,10 @@ impl CodeTable {
             .segments()
             .map_err(|message| LibraryError::table(table, message))?;
         let mut names = self.index_names(&segs).into_iter();
-        // Columns carried from step to step: the id, the list positions, the extras.
-        let mut keep: Vec<String> = vec!["id".into()];
+        // Columns carried from step to step: the id and the list positions (`lead`), then
+        // the extras, which are read at the first list.
+        let mut lead: Vec<String> = vec!["id".into()];
+        let mut extras: Vec<String> = Vec::new();
         let mut ctes = Vec::new();
         for (i, s) in segs.iter().enumerate() {
             let (from, field) = if i == 0 {
@@ -154,11 +156,16 @@ impl CodeTable {
             } else {
                 (format!("s{}", i - 1), format!("v['{}']", s.name))
             };
-            let carried = keep.join(", ");
+            let carried = lead
+                .iter()
+                .chain(&extras)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
             let index = if s.list { names.next() } else { None };
             if let Some(index) = index {
                 // The 1-based position in the list, as cumulus-library's `row`.
-                let extras: String = if i == 0 {
+                let read: String = if i == 0 {
                     self.extra
                         .iter()
                         .map(|(f, col)| format!(", arr[r]['{f}'] AS {col}"))
@@ -167,14 +174,14 @@ impl CodeTable {
                     String::new()
                 };
                 ctes.push(format!(
-                    "s{i} AS (SELECT {carried}, CAST(r AS BIGINT) AS \"{index}\"{extras}, \
+                    "s{i} AS (SELECT {carried}, CAST(r AS BIGINT) AS \"{index}\"{read}, \
                      arr[r] AS v FROM (SELECT {carried}, {field} AS arr, \
                      unnest(range(1, coalesce(CAST(array_length({field}) AS BIGINT), 0) + 1)) \
                      AS r FROM {from}))"
                 ));
-                keep.push(format!("\"{index}\""));
+                lead.push(format!("\"{index}\""));
                 if i == 0 {
-                    keep.extend(self.extra.iter().map(|(_, c)| c.clone()));
+                    extras.extend(self.extra.iter().map(|(_, c)| c.clone()));
                 }
             } else if s.list {
                 ctes.push(format!(
@@ -187,18 +194,17 @@ impl CodeTable {
             }
         }
         let last = segs.len() - 1;
-        let carried = keep.join(", ");
+        let carried = lead
+            .iter()
+            .chain(&extras)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
         ctes.push(format!(
             "codings AS (SELECT {carried}, unnest(v['coding']) AS c FROM s{last})"
         ));
         // Output order: id, positions, the coding, then the extras.
-        let extras: Vec<String> = self.extra.iter().map(|(_, c)| c.clone()).collect();
-        let lead: Vec<&String> = keep.iter().filter(|c| !extras.contains(c)).collect();
-        let lead = lead
-            .iter()
-            .map(|c| c.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let lead = lead.join(", ");
         let tail: String = extras.iter().map(|c| format!(", {c}")).collect();
         ctes.push(format!(
             "flat AS (SELECT DISTINCT {lead}, c['code'] AS code, c['system'] AS system, \

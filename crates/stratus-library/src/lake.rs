@@ -405,8 +405,7 @@ impl Lake {
         let p = format!("{prefix}__");
         for t in self.tables().await? {
             if t.starts_with(&p) {
-                let d = PathBuf::from(self.location(&t));
-                std::fs::remove_dir_all(&d).map_err(|e| LibraryError::io(&d, e))?;
+                self.drop_table(&t).await?;
                 dropped.push(t);
             }
         }

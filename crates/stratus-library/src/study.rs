@@ -107,6 +107,8 @@ pub struct Study {
     pub actions: Vec<Action>,
     /// Where it came from, for `library list`.
     pub origin: String,
+    /// The code tables of each `codes` file, parsed once with the manifest.
+    pub codes: BTreeMap<String, Vec<crate::codes::CodeTable>>,
     files: Files,
 }
 
@@ -215,20 +217,27 @@ impl Study {
             sources: m.sources,
             actions,
             origin,
+            codes: BTreeMap::new(),
             files,
         };
         // A code table's fields are read from its source without being listed twice.
-        for a in study.actions.clone().iter().filter(|a| a.kind == "codes") {
-            for f in &a.files {
-                for t in crate::codes::CodesFile::parse(&study.read(f)?, f)?.tables {
-                    let paths = study.sources.entry(t.source.clone()).or_default();
-                    for p in t.source_paths() {
-                        if !paths.contains(&p) {
-                            paths.push(p);
-                        }
+        let files: Vec<String> = study
+            .actions
+            .iter()
+            .filter(|a| a.kind == "codes")
+            .flat_map(|a| a.files.iter().cloned())
+            .collect();
+        for f in files {
+            let tables = crate::codes::CodesFile::parse(&study.read(&f)?, &f)?.tables;
+            for t in &tables {
+                let paths = study.sources.entry(t.source.clone()).or_default();
+                for p in t.source_paths() {
+                    if !paths.contains(&p) {
+                        paths.push(p);
                     }
                 }
             }
+            study.codes.insert(f, tables);
         }
         Ok(study)
     }
