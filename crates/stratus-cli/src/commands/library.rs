@@ -22,12 +22,16 @@ pub enum LibraryCommand {
     /// study's tables from any earlier build. A table the study reads but the lake lacks
     /// reads as empty; a field the data lacks reads as NULL.
     ///
-    /// core: core__patient, core__encounter, core__condition, core__documentreference,
-    /// core__observation (with _lab and _vital_signs), core__medicationrequest,
-    /// core__procedure, core__diagnosticreport, core__allergyintolerance, their code
-    /// tables, core__meta_date and _version, and the core__count_* cubes, where cells
-    /// counting fewer than --min-count patients (or encounters, notes, observations) are
-    /// left out. discovery: discovery__code_sources.
+    /// core: a flat table per resource (core__patient, core__encounter, core__condition,
+    /// core__documentreference, core__observation with _lab, _vital_signs and component
+    /// tables, core__medicationrequest and core__medicationdispense with their
+    /// _dosageinstruction tables, core__procedure, core__diagnosticreport,
+    /// core__servicerequest, core__specimen, core__allergyintolerance,
+    /// core__episodeofcare, core__organization, core__practitioner,
+    /// core__practitionerrole, core__location), their code tables, lookup tables,
+    /// core__meta_date and _version, and the 22 core__count_* cubes, where cells counting
+    /// fewer than --min-count patients (or encounters, notes, observations) are left out.
+    /// discovery: discovery__code_sources.
     ///
     /// Example: stratus library build --target core --target discovery --lake ./lake
     #[command(verbatim_doc_comment)]
