@@ -170,7 +170,7 @@ async fn build_study(
             }
             "counts" => {
                 for file in &action.files {
-                    let w = Workflow::parse(&study.read(file)?, file)?;
+                    let w = Workflow::parse(&study.read(file)?, &study.path(file))?;
                     for (name, t) in &w.tables {
                         let name = study.table_name(name);
                         let q = crate::counts::query(t, min_count);

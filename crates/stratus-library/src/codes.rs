@@ -19,6 +19,8 @@
 //! whose system matches the earliest pattern, the lowest code among equals; codings whose
 //! system matches none are dropped. This is cumulus-library's shape and rule.
 
+use std::path::Path;
+
 use serde::Deserialize;
 
 use crate::LibraryError;
@@ -56,11 +58,8 @@ struct Segment<'a> {
 }
 
 impl CodesFile {
-    pub fn parse(text: &str, file: &str) -> Result<CodesFile, LibraryError> {
-        let f: CodesFile = toml::from_str(text).map_err(|e| LibraryError::Manifest {
-            path: file.into(),
-            message: e.to_string(),
-        })?;
+    pub fn parse(text: &str, file: &Path) -> Result<CodesFile, LibraryError> {
+        let f: CodesFile = toml::from_str(text).map_err(|e| LibraryError::toml(file, text, &e))?;
         for t in &f.tables {
             t.segments().map_err(|message| LibraryError::Manifest {
                 path: file.into(),
@@ -285,6 +284,15 @@ mod tests {
         t.extra = vec![("id".into(), "contained_id".into())];
         assert!(t.sql("x").is_err(), "extras need a list");
         let bad = "[[table]]\nname = \"x\"\nsource = \"s\"\nfield = \"a..b\"\n";
-        assert!(CodesFile::parse(bad, "codes.toml").is_err());
+        assert!(CodesFile::parse(bad, Path::new("codes.toml")).is_err());
+        let typo = "[[table]]\nname = \"x\"\nsource = \"s\"\nfeld = \"code\"\n";
+        let err = CodesFile::parse(typo, Path::new("s/codes.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("s/codes.toml: line 4, column 1: unknown field `feld`"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
     }
 }

@@ -9,6 +9,7 @@
 //! from one CUBE, which gives the same cells without that collision.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::Deserialize;
 
@@ -78,11 +79,8 @@ pub struct Filter {
 }
 
 impl Workflow {
-    pub fn parse(text: &str, file: &str) -> Result<Workflow, LibraryError> {
-        let w: Workflow = toml::from_str(text).map_err(|e| LibraryError::Manifest {
-            path: file.into(),
-            message: e.to_string(),
-        })?;
+    pub fn parse(text: &str, file: &Path) -> Result<Workflow, LibraryError> {
+        let w: Workflow = toml::from_str(text).map_err(|e| LibraryError::toml(file, text, &e))?;
         if let Some(t) = &w.config_type
             && t != "counts"
         {
@@ -289,7 +287,7 @@ table_cols = [["period_start_month", "date"], "class_display"]
 secondary_id = "encounter_ref"
 filter_cols = [{ name = "status", values = ["finished"], include_nulls = false }]
 "#,
-            "w.toml",
+            Path::new("w.toml"),
         )
         .unwrap();
         let q = query(&w.tables["count_x"], 10);

@@ -31,6 +31,24 @@ impl LibraryError {
         }
     }
 
+    /// A TOML file that does not parse or does not fit its format, as one line: where,
+    /// then what (the toml crate's own message spans several lines with a source excerpt).
+    pub fn toml(path: impl Into<PathBuf>, text: &str, e: &toml::de::Error) -> LibraryError {
+        let at = match e.span() {
+            Some(span) => {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {column}: ")
+            }
+            None => String::new(),
+        };
+        LibraryError::Manifest {
+            path: path.into(),
+            message: format!("{at}{}", e.message().trim_end()),
+        }
+    }
+
     pub fn table(table: &str, e: impl std::fmt::Display) -> LibraryError {
         LibraryError::Table {
             table: table.to_owned(),

@@ -172,7 +172,7 @@ impl Study {
             path: path.to_owned(),
             message,
         };
-        let m: Manifest = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let m: Manifest = toml::from_str(text).map_err(|e| LibraryError::toml(path, text, &e))?;
         let prefix = m.study_prefix.to_lowercase();
         let valid = prefix
             .chars()
@@ -228,7 +228,7 @@ impl Study {
             .flat_map(|a| a.files.iter().cloned())
             .collect();
         for f in files {
-            let tables = crate::codes::CodesFile::parse(&study.read(&f)?, &f)?.tables;
+            let tables = crate::codes::CodesFile::parse(&study.read(&f)?, &study.path(&f))?.tables;
             for t in &tables {
                 let paths = study.sources.entry(t.source.clone()).or_default();
                 for p in t.source_paths() {
@@ -240,6 +240,15 @@ impl Study {
             study.codes.insert(f, tables);
         }
         Ok(study)
+    }
+
+    /// Where one of the study's files is, for messages: its path in a study folder, or
+    /// `<prefix>/<file>` for a built-in study.
+    pub fn path(&self, file: &str) -> PathBuf {
+        match &self.files {
+            Files::Builtin(_) => Path::new(&self.prefix).join(file),
+            Files::Folder(dir) => dir.join(file),
+        }
     }
 
     /// The text of one of the study's files.
@@ -302,7 +311,7 @@ impl Study {
                 out.push((self.table_name(t), kind));
             }
             for f in &a.files {
-                for t in crate::counts::Workflow::parse(&self.read(f)?, f)?
+                for t in crate::counts::Workflow::parse(&self.read(f)?, &self.path(f))?
                     .tables
                     .keys()
                 {
