@@ -82,12 +82,46 @@ impl Drop for Server {
     }
 }
 
+const TEMP_PREFIX: &str = "stratus-serve-";
+
 fn temp_work_dir() -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "stratus-serve-{}-{}",
+    let temp = std::env::temp_dir();
+    sweep_orphans(&temp);
+    temp.join(format!(
+        "{TEMP_PREFIX}{}-{}",
         std::process::id(),
         stratus_smart::keys::random_hex(4)
     ))
+}
+
+/// Removes the temporary work folders of servers that were killed without a chance to clean
+/// up (SIGKILL, a crash, a test harness's `kill`): each holds a copy of its data, and
+/// hundreds of them once filled the disk of a CI machine. A folder is an orphan when the
+/// process id in its name is no longer running; only Linux's `/proc` answers that cheaply,
+/// so elsewhere nothing is swept.
+fn sweep_orphans(temp: &Path) {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(TEMP_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !proc.join(pid.to_string()).exists() {
+            tracing::debug!(folder = %entry.path().display(), "removing an orphaned work folder");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn read_jwks(path: &Path) -> Result<serde_json::Value, ServeError> {
@@ -198,4 +232,30 @@ pub fn start(config: ServeConfig) -> Result<Server, ServeError> {
         service: Some(service),
         temp_work,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_folders_of_dead_servers_are_swept_and_live_ones_kept() {
+        if !Path::new("/proc/self").exists() {
+            return;
+        }
+        let temp = tempfile::tempdir().unwrap();
+        // Above Linux's largest pid_max, so never a running process.
+        let dead = temp.path().join(format!("{TEMP_PREFIX}99999999-abcd"));
+        let live = temp
+            .path()
+            .join(format!("{TEMP_PREFIX}{}-abcd", std::process::id()));
+        let other = temp.path().join("stratus-serve-notapid");
+        for d in [&dead, &live, &other] {
+            std::fs::create_dir_all(d.join("store")).unwrap();
+        }
+        sweep_orphans(temp.path());
+        assert!(!dead.exists());
+        assert!(live.exists());
+        assert!(other.exists());
+    }
 }
