@@ -13,12 +13,21 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use deltalake::DeltaTable;
-use deltalake::arrow::array::{Array, BooleanArray, RecordBatch, StringArray};
-use deltalake::arrow::compute::{concat_batches, filter_record_batch, not};
+use deltalake::arrow::array::{Array, RecordBatch, StringArray};
+use deltalake::arrow::compute::concat_batches;
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use deltalake::arrow::error::ArrowError;
 use deltalake::arrow::json::ReaderBuilder;
+use deltalake::arrow::json::reader::Decoder;
+use deltalake::datafusion::catalog::streaming::StreamingTable;
 use deltalake::datafusion::common::Column;
+use deltalake::datafusion::datasource::provider_as_source;
+use deltalake::datafusion::error::DataFusionError;
+use deltalake::datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use deltalake::datafusion::functions::core::expr_fn::get_field;
+use deltalake::datafusion::logical_expr::LogicalPlanBuilder;
+use deltalake::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use deltalake::datafusion::physical_plan::streaming::PartitionStream;
 use deltalake::datafusion::prelude::{Expr, SessionContext, cast, lit};
 use deltalake::operations::write::SchemaMode;
 use deltalake::parquet::basic::Compression;
@@ -37,6 +46,9 @@ const COMPLETION_ENCOUNTERS: &str = "etl__completion_encounters";
 /// Rows per Arrow batch: small enough that decoding and writing stream through the cache
 /// and memory, large enough for Parquet pages to compress well.
 const ARROW_ROWS: usize = 8_192;
+/// Rows per Arrow batch of an append, decoded as the writer pulls them: the Parquet writer
+/// takes batches of 1,024 rows anyway, and the JSON decoder's tape grows with this.
+const SLICE_ROWS: usize = 2_048;
 /// Rows per Parquet row group (and, for Parquet output, turned into Arrow at a time). The
 /// wide schema has hundreds of columns, each with offsets and validity for every row even
 /// where null, so a row group of the default million rows is a lot to buffer.
@@ -276,8 +288,7 @@ impl DeltaSink {
 
     /// Appends the rows with new keys in one commit and MERGEs the others in another. A
     /// crash between the two leaves the appended rows written; the rerun finds their keys
-    /// and MERGEs them, so nothing is doubled. (Writing in slices of a commit each, to hold
-    /// less Arrow at a time, was tried: no less memory at the peak, a third slower.)
+    /// and MERGEs them, so nothing is doubled.
     async fn upsert(&mut self, table: &str, rows: Vec<Vec<u8>>) -> Result<(), LakeError> {
         let Plan { schema, keys } = Self::plan(table, &rows)?;
         let open = self.open(table).await?;
@@ -287,50 +298,35 @@ impl DeltaSink {
                 None => Keys::Untracked,
             };
         }
-        let batches = Self::decode(table, &schema, &rows)?;
-        // The JSON is not needed once it is Arrow: freed before the write, which is the
-        // batch's memory peak (the Parquet pages come on top of the Arrow).
-        let row_count = rows.len();
-        drop(rows);
         // A table not yet created is tracked, and holds nothing.
         let held = match &open.keys {
             Keys::Tracked(set) => set.holds(&keys),
             Keys::Unread | Keys::Untracked => vec![true; keys.len()],
         };
-        let mut fresh = Vec::new();
-        let mut known = Vec::new();
-        let mut offset = 0;
-        for b in batches {
-            let n = b.num_rows();
-            let mask = held[offset..offset + n].to_vec();
-            offset += n;
-            if mask.iter().all(|m| !m) {
-                fresh.push(b);
-            } else if mask.iter().all(|m| *m) {
-                known.push(b);
+        let row_count = rows.len();
+        let (mut fresh, mut known) = (Vec::new(), Vec::new());
+        for (row, held) in rows.into_iter().zip(held) {
+            if held {
+                known.push(row);
             } else {
-                let is_known = BooleanArray::from(mask);
-                let not_known = not(&is_known).map_err(|e| err(table, e))?;
-                known.push(filter_record_batch(&b, &is_known).map_err(|e| err(table, e))?);
-                fresh.push(filter_record_batch(&b, &not_known).map_err(|e| err(table, e))?);
+                fresh.push(row);
             }
         }
+        let merged = known.len();
         if !fresh.is_empty() {
-            open.table = append(open.table.clone(), table, fresh).await?;
+            open.table = append_rows(open.table.clone(), table, &schema, fresh).await?;
         }
         if open.table.version().is_none() {
             // No row came: the table still exists afterwards, with its schema.
             let empty = vec![RecordBatch::new_empty(Arc::clone(&schema))];
             open.table = append(open.table.clone(), table, empty).await?;
         }
-        tracing::debug!(
-            table,
-            rows = row_count,
-            merged = known.iter().map(RecordBatch::num_rows).sum::<usize>(),
-            "batch written"
-        );
+        tracing::debug!(table, rows = row_count, merged, "batch written");
         if !known.is_empty() {
-            let known = concat_batches(&schema, &known).map_err(|e| err(table, e))?;
+            let batches = Self::decode(table, &schema, &known)?;
+            drop(known);
+            let known = concat_batches(&schema, &batches).map_err(|e| err(table, e))?;
+            drop(batches);
             open.table = merge(open.table.clone(), table, known).await?;
         }
         if let Keys::Tracked(set) = &mut open.keys {
@@ -342,6 +338,115 @@ impl DeltaSink {
         }
         Ok(())
     }
+}
+
+/// Appends JSON rows to `t` in one commit, decoded into Arrow only as the writer pulls them,
+/// a slice of [`SLICE_ROWS`] at a time, the JSON of each slice freed once decoded. Decoding
+/// the whole batch first held its Arrow form entirely (for wide rows, 2.9 KB a row in
+/// Arrow, about half the ETL's heap at its peak). Two partitions, so that two writer
+/// workers decode at once.
+async fn append_rows(
+    t: DeltaTable,
+    table: &str,
+    schema: &SchemaRef,
+    rows: Vec<Vec<u8>>,
+) -> Result<DeltaTable, LakeError> {
+    const PARTITIONS: usize = 2;
+    let per = rows.len().div_ceil(PARTITIONS).max(1);
+    let mut rows = rows.into_iter();
+    let mut partitions: Vec<Arc<dyn PartitionStream>> = Vec::new();
+    loop {
+        let part: Vec<Vec<u8>> = rows.by_ref().take(per).collect();
+        if part.is_empty() {
+            break;
+        }
+        partitions.push(Arc::new(JsonRows {
+            schema: Arc::clone(schema),
+            rows: std::sync::Mutex::new(Some(part)),
+        }));
+    }
+    let source =
+        StreamingTable::try_new(Arc::clone(schema), partitions).map_err(|e| err(table, e))?;
+    let plan = LogicalPlanBuilder::scan("source", provider_as_source(Arc::new(source)), None)
+        .and_then(LogicalPlanBuilder::build)
+        .map_err(|e| err(table, e))?;
+    t.write(Vec::new())
+        .with_input_plan(plan)
+        .with_save_mode(SaveMode::Append)
+        .with_schema_mode(SchemaMode::Merge)
+        .with_writer_properties(writer_properties())
+        .await
+        .map_err(|e| err(table, e))
+}
+
+/// One partition of an append: JSON rows, handed over once, decoded a slice at a time.
+#[derive(Debug)]
+struct JsonRows {
+    schema: SchemaRef,
+    rows: std::sync::Mutex<Option<Vec<Vec<u8>>>>,
+}
+
+impl PartitionStream for JsonRows {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let rows = self
+            .rows
+            .lock()
+            .ok()
+            .and_then(|mut r| r.take())
+            .unwrap_or_default();
+        let schema = Arc::clone(&self.schema);
+        let mut rows = rows.into_iter();
+        let mut decoder = None;
+        let mut failed = false;
+        let batches = std::iter::from_fn(move || {
+            if failed {
+                return None;
+            }
+            match next_slice(&schema, &mut decoder, &mut rows) {
+                Ok(b) => b.map(Ok),
+                Err(e) => {
+                    failed = true;
+                    Some(Err(DataFusionError::External(Box::new(e))))
+                }
+            }
+        });
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            futures_util::stream::iter(batches),
+        ))
+    }
+}
+
+/// The next [`SLICE_ROWS`] rows as one batch; `None` when none are left. One decoder for
+/// the whole partition: making one reserves its tape for the batch size times every
+/// nested field of the wide schema, 30 MB and more at [`ARROW_ROWS`].
+fn next_slice(
+    schema: &SchemaRef,
+    decoder: &mut Option<Decoder>,
+    rows: &mut std::vec::IntoIter<Vec<u8>>,
+) -> Result<Option<RecordBatch>, ArrowError> {
+    let decoder = match decoder {
+        Some(d) => d,
+        None => decoder.insert(
+            ReaderBuilder::new(Arc::clone(schema))
+                .with_batch_size(SLICE_ROWS)
+                .build_decoder()?,
+        ),
+    };
+    let mut any = false;
+    for r in rows.by_ref().take(SLICE_ROWS) {
+        decoder.decode(&r)?;
+        decoder.decode(b"\n")?;
+        any = true;
+    }
+    if !any {
+        return Ok(None);
+    }
+    decoder.flush()
 }
 
 /// Appends `batches` to `t` in one commit, adding any new columns to the table's schema.
@@ -438,7 +543,22 @@ async fn merge(t: DeltaTable, table: &str, batch: RecordBatch) -> Result<DeltaTa
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    let ctx = SessionContext::new();
+    // The source (one batch) on the build side of the join, never the table: DataFusion's
+    // join selection chose the table whenever it looked smaller, and a MERGE of 60,000
+    // organizations into a table of 200,000 then held 1.3 GB (886 MB with partitioned
+    // joins, 775 MB with one partition too; the build time did not change).
+    let config = deltalake::datafusion::prelude::SessionConfig::new()
+        .set_usize(
+            "datafusion.optimizer.hash_join_single_partition_threshold",
+            0,
+        )
+        .set_usize(
+            "datafusion.optimizer.hash_join_single_partition_threshold_rows",
+            0,
+        )
+        .set_bool("datafusion.optimizer.join_reordering", false)
+        .with_target_partitions(1);
+    let ctx = SessionContext::new_with_config(config);
     let source = ctx.read_batch(batch).map_err(|e| err(table, e))?;
     let on = keys
         .iter()
@@ -450,6 +570,7 @@ async fn merge(t: DeltaTable, table: &str, batch: RecordBatch) -> Result<DeltaTa
         .with_source_alias("source")
         .with_target_alias("target")
         .with_merge_schema(true)
+        .with_session_state(Arc::new(ctx.state()))
         // The rewritten files in bounded row groups too: with delta-rs's default of a
         // million-row group, a MERGE into a table of a few hundred thousand wide rows
         // buffered all of it (2.7 GB at 100,000 patients).
@@ -633,10 +754,9 @@ async fn optimize(t: DeltaTable, table: &str) -> Result<(), LakeError> {
     // Snappy, as the appends and as Spark (cumulus-etl's Delta writer) compact, in bounded
     // row groups, two files at a time. Not zstd, delta-rs's default: parquet-rs keeps a zstd
     // context (megabytes at level 4) for every column being written, and the wide schema has
-    // hundreds, which made compaction the run's memory peak (1.1 to 1.9 GB for a
-    // 16-million-row observation table). Its default row groups of a million rows buffered
-    // gigabytes too. (One task, one read partition and 16 or 64 MiB files were measured on
-    // that table too: no less memory, 1.6 to 2 times slower.)
+    // hundreds. Its default row groups of a million rows buffered gigabytes too. Compacting
+    // a 16-million-row observation table holds about 310 MB of heap; most of what RSS showed
+    // beyond that (up to 1.8 GB) was mimalloc keeping freed pages, hence jemalloc.
     let (t, _) = t
         .optimize()
         .with_writer_properties(writer_properties())
