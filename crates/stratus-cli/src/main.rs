@@ -12,9 +12,13 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 
 /// The ETL and the server allocate and free millions of small JSON values from several
-/// threads; glibc's allocator spent a fifth of the ETL's time on that, mimalloc a fraction.
+/// threads; glibc's allocator spent a fifth of the ETL's time on that. jemalloc is as fast as
+/// mimalloc was here, and it reuses and returns freed memory where mimalloc 3 held on to it:
+/// compacting a 16-million-row Delta table peaked at 423 MiB with jemalloc, 559 MiB with
+/// glibc and 1.3 to 1.8 GiB with mimalloc (BENCHMARKS.md).
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = match parse() {
