@@ -272,15 +272,11 @@ impl DeltaSink {
         let decoded: Vec<Option<RecordBatch>> = rows
             .par_chunks(ARROW_ROWS)
             .map(|chunk| {
-                let mut decoder = ReaderBuilder::new(Arc::clone(schema))
+                ReaderBuilder::new(Arc::clone(schema))
                     .with_batch_size(ARROW_ROWS)
                     .build_decoder()
-                    .map_err(|e| err(table, e))?;
-                for r in chunk {
-                    decoder.decode(r).map_err(|e| err(table, e))?;
-                    decoder.decode(b"\n").map_err(|e| err(table, e))?;
-                }
-                decoder.flush().map_err(|e| err(table, e))
+                    .and_then(|mut decoder| decode_rows(&mut decoder, chunk))
+                    .map_err(|e| err(table, e))
             })
             .collect::<Result<_, LakeError>>()?;
         Ok(decoded.into_iter().flatten().collect())
@@ -437,14 +433,17 @@ fn next_slice(
                 .build_decoder()?,
         ),
     };
-    let mut any = false;
-    for r in rows.by_ref().take(SLICE_ROWS) {
-        decoder.decode(&r)?;
+    decode_rows(decoder, rows.by_ref().take(SLICE_ROWS))
+}
+
+/// Feeds JSON rows to `decoder` and takes them out as one batch; `None` for no rows.
+fn decode_rows<R: AsRef<[u8]>>(
+    decoder: &mut Decoder,
+    rows: impl IntoIterator<Item = R>,
+) -> Result<Option<RecordBatch>, ArrowError> {
+    for r in rows {
+        decoder.decode(r.as_ref())?;
         decoder.decode(b"\n")?;
-        any = true;
-    }
-    if !any {
-        return Ok(None);
     }
     decoder.flush()
 }
