@@ -155,12 +155,7 @@ impl CodeTable {
             } else {
                 (format!("s{}", i - 1), format!("v['{}']", s.name))
             };
-            let carried = lead
-                .iter()
-                .chain(&extras)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ");
+            let carried = columns(&lead, &extras);
             let index = if s.list { names.next() } else { None };
             if let Some(index) = index {
                 // The 1-based position in the list, as cumulus-library's `row`.
@@ -193,12 +188,7 @@ impl CodeTable {
             }
         }
         let last = segs.len() - 1;
-        let carried = lead
-            .iter()
-            .chain(&extras)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ");
+        let carried = columns(&lead, &extras);
         ctes.push(format!(
             "codings AS (SELECT {carried}, unnest(v['coding']) AS c FROM s{last})"
         ));
@@ -251,6 +241,15 @@ impl CodeTable {
             ),
         ])
     }
+}
+
+/// The columns carried from one unnesting step to the next, as a select list.
+fn columns(lead: &[String], extras: &[String]) -> String {
+    lead.iter()
+        .chain(extras)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
