@@ -48,6 +48,10 @@ run() {
     /usr/bin/time -f '%e %M' -o "$WORK/.time" "$@" > "$WORK/large-last.out" 2> "$WORK/large-last.err" \
         || { [ -n "$watcher" ] && kill "$watcher"; echo "failed: $*" >&2; tail -5 "$WORK/large-last.err" >&2; exit 1; }
     if [ -n "$watcher" ]; then kill "$watcher"; fi
+    # The first (stratus) run reports the resources it read; the others divide by it.
+    if [ -z "$RESOURCES" ]; then
+        RESOURCES=$(grep -o '^[0-9,]* resources de-identified' "$WORK/large-last.out" | tr -d , | cut -d' ' -f1)
+    fi
     read -r wall rss < <(tail -1 "$WORK/.time")
     printf '%-24s %9.1f %12.0f %9d\n' "$label" "$wall" "$(echo "$RESOURCES / $wall" | bc -l)" "$((rss / 1024))"
 }
@@ -55,13 +59,8 @@ run() {
 echo "machine: $(machine)"
 echo "command: bench/etl_large.sh $COPIES"
 printf '%-24s %9s %12s %9s\n' run wall_s resources/s peak_MiB
-# The Delta run reports the resources it read (its summary line); the others divide by it.
-fresh
-/usr/bin/time -f '%e %M' -o "$WORK/.time" "$STRATUS" -q etl "$BIG" "$WORK/large-out" "$WORK/large-phi" \
-    "${ARGS[@]}" > "$WORK/large-last.out" 2> "$WORK/large-last.err"
-RESOURCES=$(grep -o '^[0-9,]* resources de-identified' "$WORK/large-last.out" | tr -d , | cut -d' ' -f1)
-read -r wall rss < <(tail -1 "$WORK/.time")
-printf '%-24s %9.1f %12.0f %9d\n' "stratus (Delta Lake)" "$wall" "$(echo "$RESOURCES / $wall" | bc -l)" "$((rss / 1024))"
+RESOURCES=""
+run "stratus (Delta Lake)" 0 "$STRATUS" -q etl "$BIG" "$WORK/large-out" "$WORK/large-phi" "${ARGS[@]}"
 run "stratus (ndjson)" 1 "$STRATUS" -q etl "$BIG" "$WORK/large-out" "$WORK/large-phi" --output-format ndjson "${ARGS[@]}"
 if [ $peer = 1 ]; then
     run "cumulus-etl (ndjson)" 1 "$CETL" etl "$BIG" "$WORK/large-out" "$WORK/large-phi" --output-format ndjson "${ARGS[@]}"
