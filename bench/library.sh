@@ -66,6 +66,14 @@ printf 'stratus is %.1fx faster\n' "$(echo "$cw / $sw" | bc -l)"
 (cd "$W/cl" && "$CLIB" export --db-type duckdb --database x.db --target core ./export > /dev/null)
 python3 "$ROOT/bench/library_compare.py" "$W/st-export/core" "$W/cl/export/core" \
     --ignore-column age_at_visit | sed 's/^/  /' || true
+echo "== discovery__code_sources (which codes each coded field holds)"
+"$STRATUS" -q library build --target discovery --lake "$W/lake" > /dev/null
+"$STRATUS" -q library export --target discovery --lake "$W/lake" --out "$W/st-export" > /dev/null
+(cd "$W/cl" && "$CLIB" build --db-type duckdb --database x.db --load-ndjson-dir ../lake \
+    --target discovery > /dev/null && "$CLIB" export --db-type duckdb --database x.db \
+    --target discovery ./export > /dev/null)
+python3 "$ROOT/bench/library_compare.py" "$W/st-export/discovery" "$W/cl/export/discovery" \
+    | sed 's/^/  /' || true
 echo "== every line-level core table (abatementDateTime is filled in on purpose; a"
 echo "   cumulus-library code table that is empty has a generic schema with a row column)"
 "$ROOT/.peers/cumulus-library/venv/bin/python" "$ROOT/bench/library_tables.py" "$W/lake" \

@@ -168,6 +168,19 @@ async fn build_study(
                     }
                 }
             }
+            "code_sources" => {
+                for file in &action.files {
+                    let Some(f) = study.code_sources.get(file) else {
+                        continue;
+                    };
+                    for stmt in f.sql(&study.table_name(&f.table)) {
+                        if let Some((name, rows)) = run(lake, &ctx, study, file, &stmt).await? {
+                            on_table(&study.prefix, &name, rows);
+                            tables.push((name, rows));
+                        }
+                    }
+                }
+            }
             "counts" => {
                 for file in &action.files {
                     let w = Workflow::parse(&study.read(file)?, &study.path(file))?;

@@ -52,9 +52,9 @@ pub struct CodeTable {
 }
 
 /// One step of a field's path.
-struct Segment<'a> {
-    name: &'a str,
-    list: bool,
+pub(crate) struct Segment<'a> {
+    pub name: &'a str,
+    pub list: bool,
 }
 
 impl CodesFile {
@@ -72,24 +72,7 @@ impl CodesFile {
 
 impl CodeTable {
     fn segments(&self) -> Result<Vec<Segment<'_>>, String> {
-        let segs: Vec<Segment> = self
-            .field
-            .split('.')
-            .map(|s| match s.strip_suffix("[]") {
-                Some(name) => Segment { name, list: true },
-                None => Segment {
-                    name: s,
-                    list: false,
-                },
-            })
-            .collect();
-        let plain = |s: &str| {
-            s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        };
-        if let Some(bad) = segs.iter().find(|s| !plain(s.name)) {
-            return Err(format!("field {:?}: bad step {:?}", self.field, bad.name));
-        }
+        let segs = segments(&self.field)?;
         if !self.extra.is_empty() && !segs[0].list {
             return Err("extra fields need a field that starts with a list".into());
         }
@@ -241,6 +224,30 @@ impl CodeTable {
             ),
         ])
     }
+}
+
+/// The steps of a dotted field path, where `[]` marks a list: `reaction[].manifestation[]`.
+pub(crate) fn segments(field: &str) -> Result<Vec<Segment<'_>>, String> {
+    let segs: Vec<Segment> = field
+        .split('.')
+        .map(|s| match s.strip_suffix("[]") {
+            Some(name) => Segment { name, list: true },
+            None => Segment {
+                name: s,
+                list: false,
+            },
+        })
+        .collect();
+    if let Some(bad) = segs.iter().find(|s| !plain(s.name)) {
+        return Err(format!("field {field:?}: bad step {:?}", bad.name));
+    }
+    Ok(segs)
+}
+
+/// A name SQL can take unquoted: a letter, then letters, digits or `_`.
+pub(crate) fn plain(s: &str) -> bool {
+    s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The columns carried from one unnesting step to the next, as a select list.

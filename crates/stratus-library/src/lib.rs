@@ -6,6 +6,8 @@
 
 /// Running a study's stages: statements, counts, the tables they make.
 pub mod build;
+/// Code-source tables (discovery): which codes each coded field holds, declared per field.
+pub mod code_sources;
 /// Code tables (`_dn_`): one row per coding of a field, declared rather than written out.
 pub mod codes;
 /// Fitting a table's rows to the schema a study reads, so a missing field is NULL.

@@ -82,8 +82,8 @@ const BUILTIN: &[(&str, &[(&str, &str)])] = &[
                 include_str!("../studies/discovery/manifest.toml"),
             ),
             (
-                "code_sources.sql",
-                include_str!("../studies/discovery/code_sources.sql"),
+                "code_sources.toml",
+                include_str!("../studies/discovery/code_sources.toml"),
             ),
         ],
     ),
@@ -109,6 +109,8 @@ pub struct Study {
     pub origin: String,
     /// The code tables of each `codes` file, parsed once with the manifest.
     pub codes: BTreeMap<String, Vec<crate::codes::CodeTable>>,
+    /// Each `code_sources` file, parsed once with the manifest.
+    pub code_sources: BTreeMap<String, crate::code_sources::CodeSourcesFile>,
     files: Files,
 }
 
@@ -117,7 +119,8 @@ pub struct Study {
 #[serde(deny_unknown_fields)]
 pub struct Action {
     /// `build` (SQL files, statements in order), `codes` (code table files, see
-    /// [`crate::codes`]), `counts` (workflow files), or
+    /// [`crate::codes`]), `code_sources` (see [`crate::code_sources`]), `counts` (workflow
+    /// files), or
     /// `export:counts` / `export:flat` / `export:meta`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -198,6 +201,7 @@ impl Study {
             let known = [
                 "build",
                 "codes",
+                "code_sources",
                 "counts",
                 "export:counts",
                 "export:flat",
@@ -218,6 +222,7 @@ impl Study {
             actions,
             origin,
             codes: BTreeMap::new(),
+            code_sources: BTreeMap::new(),
             files,
         };
         // A code table's fields are read from its source without being listed twice.
@@ -238,6 +243,23 @@ impl Study {
                 }
             }
             study.codes.insert(f, tables);
+        }
+        let files: Vec<String> = study
+            .actions
+            .iter()
+            .filter(|a| a.kind == "code_sources")
+            .flat_map(|a| a.files.iter().cloned())
+            .collect();
+        for f in files {
+            let parsed =
+                crate::code_sources::CodeSourcesFile::parse(&study.read(&f)?, &study.path(&f))?;
+            for (source, p) in parsed.source_paths() {
+                let paths = study.sources.entry(source).or_default();
+                if !paths.contains(&p) {
+                    paths.push(p);
+                }
+            }
+            study.code_sources.insert(f, parsed);
         }
         Ok(study)
     }

@@ -173,6 +173,22 @@ fn core_and_discovery_build_on_a_delta_lake_and_export_only_aggregates() {
          WHERE table_name = 'condition' AND column_name = 'code' AND system = 'http://snomed.info/sct'",
     );
     assert_ne!(codes, ["0"]);
+    // Every one of the 89 fields is there: with its codes, or with one empty row when the
+    // data has none (Synthea has no specimens); the working table is gone.
+    let fields = query(
+        &lake,
+        &["discovery__code_sources"],
+        "SELECT count(DISTINCT table_name || ' ' || column_name) FROM discovery__code_sources",
+    );
+    assert_eq!(fields, ["89"]);
+    let empty = query(
+        &lake,
+        &["discovery__code_sources"],
+        "SELECT code || display || system FROM discovery__code_sources \
+         WHERE table_name = 'specimen' AND column_name = 'collection.bodySite'",
+    );
+    assert_eq!(empty, [""]);
+    assert!(!lake.join("discovery__code_sources_tmp_found").exists());
 
     // The export: cubes and meta tables, sorted descending with NULLs first; no line-level
     // table; the zip holds the Parquet files and the manifest.
