@@ -187,8 +187,28 @@ async fn build_study(
                     for (name, t) in &w.tables {
                         let name = study.table_name(name);
                         let q = crate::counts::query(t, min_count);
-                        let stmt = format!("CREATE TABLE {name} AS {q}");
-                        if let Some((name, rows)) = run(lake, &ctx, study, file, &stmt).await? {
+                        let cells = crate::cube::powerset(&ctx, &q.input, q.ids).await.map_err(
+                            |message| LibraryError::Statement {
+                                study: study.prefix.clone(),
+                                file: file.clone(),
+                                message: format!("{name}: {message}"),
+                            },
+                        )?;
+                        let held = cells.is_some();
+                        let select = match cells {
+                            Some(table) => {
+                                ctx.register_table(COUNT_CELLS, Arc::new(table))
+                                    .map_err(|e| LibraryError::table(&name, e))?;
+                                q.over(COUNT_CELLS)
+                            }
+                            None => q.inline(),
+                        };
+                        let stmt = format!("CREATE TABLE {name} AS {select}");
+                        let built = run(lake, &ctx, study, file, &stmt).await;
+                        if held {
+                            let _ = ctx.deregister_table(COUNT_CELLS);
+                        }
+                        if let Some((name, rows)) = built? {
                             on_table(&study.prefix, &name, rows);
                             tables.push((name, rows));
                         }
@@ -214,6 +234,9 @@ async fn build_study(
         seconds: start.elapsed().as_secs_f64(),
     })
 }
+
+/// The table name a counts table's cells are held under while the kept ones are chosen.
+const COUNT_CELLS: &str = "stratus_count_cells";
 
 /// Runs one statement; a `CREATE TABLE … AS` is stored in the lake and gives its name and
 /// row count.

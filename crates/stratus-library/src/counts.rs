@@ -107,9 +107,43 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// The `SELECT` that fills counts table `t`, with cells under `min_count` left out (a
+/// The query that fills a counts table, in parts, so that the build can count the cube's
+/// cells itself ([`crate::cube`]) and leave only the choice of cells to SQL.
+pub struct CountQuery {
+    /// The rows counted: the id columns (the primary, then the secondary if any) and the
+    /// dimension columns with `cumulus__none` for NULL, filtered and joined as the workflow
+    /// says.
+    pub input: String,
+    /// How many id columns `input` starts with.
+    pub ids: usize,
+    /// The cells with their distinct counts (`cnt_primary`, `cnt_secondary`, then the
+    /// columns, NULL for "all"), in SQL over a CTE named `replaced` holding `input`.
+    pub powerset: String,
+    /// The cells kept, over a CTE named `powerset`.
+    pub select: String,
+}
+
+impl CountQuery {
+    /// The whole `SELECT` in SQL.
+    pub fn inline(&self) -> String {
+        format!(
+            "WITH replaced AS ({}), powerset AS ({}) {}",
+            self.input, self.powerset, self.select
+        )
+    }
+
+    /// The `SELECT` with the cells read from table `powerset`.
+    pub fn over(&self, powerset: &str) -> String {
+        format!(
+            "WITH powerset AS (SELECT * FROM {powerset}) {}",
+            self.select
+        )
+    }
+}
+
+/// The query that fills counts table `t`, with cells under `min_count` left out (a
 /// table's own `min_subject` wins).
-pub fn query(t: &CountTable, min_count: u64) -> String {
+pub fn query(t: &CountTable, min_count: u64) -> CountQuery {
     let primary = ident(t.primary_id.as_deref().unwrap_or("subject_ref"));
     let secondary = t.secondary_id.as_deref().map(ident);
     let min = t.min_subject.unwrap_or(min_count);
@@ -186,18 +220,21 @@ pub fn query(t: &CountTable, min_count: u64) -> String {
         _ => {}
     }
     keep.extend(t.where_clauses.iter().flatten().cloned());
-    format!(
-        "WITH filtered AS (SELECT {picked} FROM {from}{filter}), \
-         replaced AS (SELECT {ids}, {replaced} FROM filtered), \
-         powerset AS ({powerset}) \
-         SELECT CAST({cnt} AS BIGINT) AS cnt, {cols} FROM powerset WHERE {keep}",
-        picked = picked.join(", "),
-        ids = ids.join(", "),
-        replaced = replaced.join(", "),
-        powerset = powerset(&cols, &primary, secondary.as_deref()),
-        cols = cols.join(", "),
-        keep = keep.join(" AND "),
-    )
+    CountQuery {
+        input: format!(
+            "SELECT {ids}, {replaced} FROM (SELECT {picked} FROM {from}{filter})",
+            picked = picked.join(", "),
+            ids = ids.join(", "),
+            replaced = replaced.join(", "),
+        ),
+        ids: ids.len(),
+        powerset: powerset(&cols, &primary, secondary.as_deref()),
+        select: format!(
+            "SELECT CAST({cnt} AS BIGINT) AS cnt, {cols} FROM powerset WHERE {keep}",
+            cols = cols.join(", "),
+            keep = keep.join(" AND "),
+        ),
+    }
 }
 
 /// The CUBE of `replaced` over `cols` with the distinct count of `primary` (and of
@@ -290,7 +327,7 @@ filter_cols = [{ name = "status", values = ["finished"], include_nulls = false }
             Path::new("w.toml"),
         )
         .unwrap();
-        let q = query(&w.tables["count_x"], 10);
+        let q = query(&w.tables["count_x"], 10).inline();
         // Every subset of the two columns: both, each alone, neither.
         assert_eq!(q.matches("SELECT p.cnt_primary").count(), 4, "{q}");
         assert!(

@@ -14,6 +14,8 @@ pub mod codes;
 pub mod conform;
 /// The CUBE tables of a counts workflow, with small-cell suppression.
 pub mod counts;
+/// The distinct counts of a count cube, computed from integer-coded rows.
+pub mod cube;
 /// Errors of this crate.
 pub mod error;
 /// Aggregate tables out as CSV and Parquet, and the zip that may leave the site.
