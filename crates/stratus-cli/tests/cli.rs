@@ -533,6 +533,112 @@ fn etl_writes_delta_tables_and_job_files_to_s3() {
     );
 }
 
+/// The library on a lake in S3 (a real S3 server on loopback): a study built and stored
+/// beside the source tables, its aggregates exported, then cleaned away.
+#[test]
+fn library_builds_exports_and_cleans_a_lake_on_s3() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3root = dir.path().join("s3");
+    std::fs::create_dir_all(s3root.join("lake-bucket")).unwrap();
+    let endpoint = s3_server(&s3root);
+    let phi = dir.path().join("phi");
+    let cmd = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+            .args(args)
+            .env_remove("STRATUS_CONFIG")
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{args:?}: {err}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let url = "s3://lake-bucket/cumulus";
+    cmd(&[
+        "etl",
+        p(&synthea()),
+        url,
+        p(&phi),
+        "--task",
+        "patient,condition",
+        "--export-group",
+        "g",
+        "--export-timestamp",
+        "2024-01-01",
+        "-q",
+    ]);
+    cmd(&[
+        "library",
+        "build",
+        "--target",
+        "discovery",
+        "--lake",
+        url,
+        "-q",
+    ]);
+    // s3s-fs keeps objects as files: the bucket folder is a local view of the lake.
+    let lake = s3root.join("lake-bucket/cumulus");
+    assert!(lake.join("discovery__code_sources/_delta_log").is_dir());
+    // s3s-fs may keep an emptied prefix as a folder; no object may remain in it.
+    assert_eq!(
+        walk_files(&lake.join("discovery__code_sources_tmp_found")),
+        0
+    );
+    let out = dir.path().join("export");
+    cmd(&[
+        "library",
+        "export",
+        "--target",
+        "discovery",
+        "--lake",
+        url,
+        "--out",
+        p(&out),
+        "-q",
+    ]);
+    let csv =
+        std::fs::read_to_string(out.join("discovery/discovery__code_sources.cube.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("condition,code,") && l.contains("snomed")),
+        "{csv}"
+    );
+    let dropped = cmd(&[
+        "library",
+        "clean",
+        "--target",
+        "discovery",
+        "--lake",
+        url,
+        "-q",
+    ]);
+    assert_eq!(dropped.trim(), "discovery__code_sources");
+    assert_eq!(walk_files(&lake.join("discovery__code_sources")), 0);
+    assert!(lake.join("condition/_delta_log").is_dir(), "sources stay");
+}
+
+/// How many files are under `dir` (0 when it does not exist).
+fn walk_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk_files(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// The user's path through the library: the ETL into Delta Lake, the studies built on it,
 /// the aggregates exported, and the report page opened in a real headless browser.
 #[test]

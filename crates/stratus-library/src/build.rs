@@ -53,6 +53,34 @@ pub struct BuildSummary {
     pub seconds: f64,
 }
 
+/// Drops a study's tables from the lake, as cumulus-library's `clean`: every
+/// `<prefix>__*` table except those named `<prefix>__lib_*` or `<prefix>__etl_*`, which
+/// hold bookkeeping a site keeps across builds. Returns the tables dropped.
+pub fn clean(
+    lake: &str,
+    target: &str,
+    study_dirs: &[PathBuf],
+) -> Result<Vec<String>, LibraryError> {
+    let study = Study::find(target, study_dirs)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| LibraryError::Usage(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async {
+        let lake = Lake::open(lake)?;
+        lake.drop_prefix(&study.prefix, |t| protected(&study.prefix, t))
+            .await
+    })
+}
+
+/// A table `clean` and a rebuild leave alone: `<prefix>__lib_*` and `<prefix>__etl_*`.
+fn protected(prefix: &str, table: &str) -> bool {
+    table
+        .strip_prefix(prefix)
+        .and_then(|t| t.strip_prefix("__"))
+        .is_some_and(|t| t.starts_with("lib_") || t.starts_with("etl_"))
+}
+
 /// Builds each target study on the lake.
 pub fn build(
     opts: &BuildOptions,
@@ -140,7 +168,8 @@ async fn build_study(
             let _ = lake.register_study_table(&ctx, t).await;
         }
     }
-    lake.drop_prefix(&study.prefix).await?;
+    lake.drop_prefix(&study.prefix, |t| protected(&study.prefix, t))
+        .await?;
     let mut tables = Vec::new();
     let min_count = opts.min_count.unwrap_or(MIN_COUNT);
     for action in &study.actions {

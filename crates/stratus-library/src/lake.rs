@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use stratus_fhir::sonic_rs;
 use stratus_lake::deltalake::arrow::array::{RecordBatch, RecordBatchReader};
 use stratus_lake::deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -382,10 +382,18 @@ impl Lake {
         Ok(())
     }
 
-    /// Removes one study table (a local lake's folder; on S3 it stays, and the next build
-    /// overwrites it).
+    /// Removes one study table: a local lake's folder, or every object under the table's
+    /// prefix on S3.
     pub async fn drop_table(&self, table: &str) -> Result<(), LibraryError> {
         if self.root.contains("://") {
+            let store = self.store().await?;
+            let prefix = deltalake::Path::from(table);
+            let objects = store.list(Some(&prefix)).map_ok(|o| o.location).boxed();
+            let _: Vec<_> = store
+                .delete_stream(objects)
+                .try_collect()
+                .await
+                .map_err(|e| LibraryError::table(table, e))?;
             return Ok(());
         }
         let d = PathBuf::from(self.location(table));
@@ -395,16 +403,17 @@ impl Lake {
         Ok(())
     }
 
-    /// Removes the study tables whose name starts with `prefix__` (a local lake's folders;
-    /// on S3 they are overwritten table by table instead).
-    pub async fn drop_prefix(&self, prefix: &str) -> Result<Vec<String>, LibraryError> {
+    /// Removes the study tables whose name starts with `prefix__`, except those `keep`
+    /// accepts, and returns their names.
+    pub async fn drop_prefix(
+        &self,
+        prefix: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<String>, LibraryError> {
         let mut dropped = Vec::new();
-        if self.root.contains("://") {
-            return Ok(dropped);
-        }
         let p = format!("{prefix}__");
         for t in self.tables().await? {
-            if t.starts_with(&p) {
+            if t.starts_with(&p) && !keep(&t) {
                 self.drop_table(&t).await?;
                 dropped.push(t);
             }

@@ -31,7 +31,7 @@ pub mod udf;
 /// A minimal zip writer (deflate) for the export archive.
 mod zip;
 
-pub use build::{BuildOptions, BuildSummary, build};
+pub use build::{BuildOptions, BuildSummary, build, clean};
 pub use error::LibraryError;
 pub use export::{ExportSummary, export};
 pub use lake::Lake;

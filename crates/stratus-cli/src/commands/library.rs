@@ -58,6 +58,27 @@ pub enum LibraryCommand {
     Report(ReportArgs),
     /// List the studies: built in, and those found under --study-dir.
     List(ListArgs),
+    /// Drop a study's tables from the lake.
+    ///
+    /// Removes every <study>__* table (a folder, or the objects under it on S3) except
+    /// <study>__lib_* and <study>__etl_* tables, which cumulus-library keeps as well. The
+    /// source tables are never touched. Prints the tables dropped.
+    ///
+    /// Example: stratus library clean --target discovery --lake ./lake
+    #[command(verbatim_doc_comment)]
+    Clean(CleanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CleanArgs {
+    /// The study whose tables go.
+    #[arg(short, long = "target", value_name = "STUDY")]
+    pub target: String,
+    /// The lake the study was built in.
+    #[arg(long, value_name = "OUTPUT", env = "STRATUS_LIBRARY_LAKE")]
+    pub lake: String,
+    #[command(flatten)]
+    pub dirs: StudyDirs,
 }
 
 #[derive(Debug, Args)]
@@ -134,7 +155,20 @@ pub fn run(cmd: &LibraryCommand, quiet: bool) -> anyhow::Result<Outcome> {
         LibraryCommand::Export(a) => export(a, quiet),
         LibraryCommand::Report(a) => report(a, quiet),
         LibraryCommand::List(a) => list(a),
+        LibraryCommand::Clean(a) => clean(a, quiet),
     }
+}
+
+fn clean(a: &CleanArgs, quiet: bool) -> anyhow::Result<Outcome> {
+    let dropped = stratus_library::clean(&a.lake, &a.target, &a.dirs.study_dirs)
+        .with_context(|| format!("cleaning {} from {}", a.target, a.lake))?;
+    for t in &dropped {
+        println!("{t}");
+    }
+    if !quiet {
+        eprintln!("{}: {} tables dropped", a.target, dropped.len());
+    }
+    Ok(Outcome::Success)
 }
 
 fn report(a: &ReportArgs, quiet: bool) -> anyhow::Result<Outcome> {
