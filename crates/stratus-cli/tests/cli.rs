@@ -507,11 +507,7 @@ fn etl_writes_delta_tables_and_job_files_to_s3() {
             "2024-01-01",
         ])
         .env_remove("STRATUS_CONFIG")
-        .env("AWS_ENDPOINT_URL", &endpoint)
-        .env("AWS_ALLOW_HTTP", "true")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .envs(s3_env(&endpoint))
         .output()
         .unwrap();
     assert!(
@@ -546,11 +542,7 @@ fn library_builds_exports_and_cleans_a_lake_on_s3() {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
             .args(args)
             .env_remove("STRATUS_CONFIG")
-            .env("AWS_ENDPOINT_URL", &endpoint)
-            .env("AWS_ALLOW_HTTP", "true")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .envs(s3_env(&endpoint))
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -619,6 +611,17 @@ fn library_builds_exports_and_cleans_a_lake_on_s3() {
     assert_eq!(dropped.trim(), "discovery__code_sources");
     assert_eq!(walk_files(&lake.join("discovery__code_sources")), 0);
     assert!(lake.join("condition/_delta_log").is_dir(), "sources stay");
+}
+
+/// The environment that points the AWS SDK at the loopback S3 server at `endpoint`.
+fn s3_env(endpoint: &str) -> [(&'static str, String); 5] {
+    [
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+        ("AWS_ALLOW_HTTP", "true".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+    ]
 }
 
 /// How many files are under `dir` (0 when it does not exist).

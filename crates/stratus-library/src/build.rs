@@ -62,15 +62,20 @@ pub fn clean(
     study_dirs: &[PathBuf],
 ) -> Result<Vec<String>, LibraryError> {
     let study = Study::find(target, study_dirs)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| LibraryError::Usage(format!("cannot start the runtime: {e}")))?;
+    let rt = runtime()?;
     rt.block_on(async {
         let lake = Lake::open(lake)?;
         lake.drop_prefix(&study.prefix, |t| protected(&study.prefix, t))
             .await
     })
+}
+
+/// The runtime each library action runs its async work on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, LibraryError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| LibraryError::Usage(format!("cannot start the runtime: {e}")))
 }
 
 /// A table `clean` and a rebuild leave alone: `<prefix>__lib_*` and `<prefix>__etl_*`.
@@ -91,10 +96,7 @@ pub fn build(
         .iter()
         .map(|t| Study::find(t, &opts.study_dirs))
         .collect::<Result<Vec<_>, _>>()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| LibraryError::Usage(format!("cannot start the runtime: {e}")))?;
+    let rt = runtime()?;
     rt.block_on(async {
         let lake = Lake::open(&opts.lake)?;
         let mut out = Vec::new();

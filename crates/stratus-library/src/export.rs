@@ -40,10 +40,7 @@ pub fn export(
     out: &Path,
 ) -> Result<ExportSummary, LibraryError> {
     let study = Study::find(target, study_dirs)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| LibraryError::Usage(format!("cannot start the runtime: {e}")))?;
+    let rt = crate::build::runtime()?;
     rt.block_on(async {
         let lake = Lake::open(lake)?;
         let dir = out.join(&study.prefix);

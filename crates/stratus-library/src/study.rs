@@ -226,13 +226,7 @@ impl Study {
             files,
         };
         // A code table's fields are read from its source without being listed twice.
-        let files: Vec<String> = study
-            .actions
-            .iter()
-            .filter(|a| a.kind == "codes")
-            .flat_map(|a| a.files.iter().cloned())
-            .collect();
-        for f in files {
+        for f in study.files_of("codes") {
             let tables = crate::codes::CodesFile::parse(&study.read(&f)?, &study.path(&f))?.tables;
             for t in &tables {
                 let paths = study.sources.entry(t.source.clone()).or_default();
@@ -244,13 +238,7 @@ impl Study {
             }
             study.codes.insert(f, tables);
         }
-        let files: Vec<String> = study
-            .actions
-            .iter()
-            .filter(|a| a.kind == "code_sources")
-            .flat_map(|a| a.files.iter().cloned())
-            .collect();
-        for f in files {
+        for f in study.files_of("code_sources") {
             let parsed =
                 crate::code_sources::CodeSourcesFile::parse(&study.read(&f)?, &study.path(&f))?;
             for (source, p) in parsed.source_paths() {
@@ -262,6 +250,15 @@ impl Study {
             study.code_sources.insert(f, parsed);
         }
         Ok(study)
+    }
+
+    /// The files of every action of type `kind`, in order.
+    fn files_of(&self, kind: &str) -> Vec<String> {
+        self.actions
+            .iter()
+            .filter(|a| a.kind == kind)
+            .flat_map(|a| a.files.iter().cloned())
+            .collect()
     }
 
     /// Where one of the study's files is, for messages: its path in a study folder, or
