@@ -485,20 +485,23 @@ fn etl_into_delta_survives_kill_9_and_reruns_exactly_once() {
     assert_eq!(delta_count(&out, "etl__completion_encounters"), 3697);
 }
 
-#[test]
-fn etl_writes_delta_tables_and_job_files_to_s3() {
-    let dir = tempfile::tempdir().unwrap();
-    let s3root = dir.path().join("s3");
+/// The lake URL the S3 tests write to, in the bucket [`etl_to_s3`] makes.
+const S3_LAKE: &str = "s3://lake-bucket/cumulus";
+
+/// Starts a real S3 server on loopback keeping its objects under `dir/s3`, and runs the ETL
+/// of the Synthea patients and conditions into [`S3_LAKE`] there. Returns the server's
+/// endpoint and the local folder that holds the lake's objects (s3s-fs keeps objects as
+/// files, so the bucket folder is a local view of the lake).
+fn etl_to_s3(dir: &Path) -> (String, std::path::PathBuf) {
+    let s3root = dir.join("s3");
     std::fs::create_dir_all(s3root.join("lake-bucket")).unwrap();
     let endpoint = s3_server(&s3root);
-    let phi = dir.path().join("phi");
-    let data = synthea();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
         .args([
             "etl",
-            p(&data),
-            "s3://lake-bucket/cumulus",
-            p(&phi),
+            p(&synthea()),
+            S3_LAKE,
+            p(&dir.join("phi")),
             "--task",
             "patient,condition",
             "--export-group",
@@ -515,8 +518,13 @@ fn etl_writes_delta_tables_and_job_files_to_s3() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // s3s-fs keeps objects as files: the bucket folder is a local view of the lake.
-    let lake = s3root.join("lake-bucket/cumulus");
+    (endpoint, s3root.join("lake-bucket/cumulus"))
+}
+
+#[test]
+fn etl_writes_delta_tables_and_job_files_to_s3() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, lake) = etl_to_s3(dir.path());
     assert_eq!(delta_count(&lake, "patient"), 100);
     assert_eq!(delta_count(&lake, "condition"), 639);
     let jobs: Vec<_> = std::fs::read_dir(lake.join("JobConfig")).unwrap().collect();
@@ -534,10 +542,7 @@ fn etl_writes_delta_tables_and_job_files_to_s3() {
 #[test]
 fn library_builds_exports_and_cleans_a_lake_on_s3() {
     let dir = tempfile::tempdir().unwrap();
-    let s3root = dir.path().join("s3");
-    std::fs::create_dir_all(s3root.join("lake-bucket")).unwrap();
-    let endpoint = s3_server(&s3root);
-    let phi = dir.path().join("phi");
+    let (endpoint, lake) = etl_to_s3(dir.path());
     let cmd = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
             .args(args)
@@ -549,20 +554,7 @@ fn library_builds_exports_and_cleans_a_lake_on_s3() {
         assert!(out.status.success(), "{args:?}: {err}");
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let url = "s3://lake-bucket/cumulus";
-    cmd(&[
-        "etl",
-        p(&synthea()),
-        url,
-        p(&phi),
-        "--task",
-        "patient,condition",
-        "--export-group",
-        "g",
-        "--export-timestamp",
-        "2024-01-01",
-        "-q",
-    ]);
+    let url = S3_LAKE;
     cmd(&[
         "library",
         "build",
@@ -572,8 +564,6 @@ fn library_builds_exports_and_cleans_a_lake_on_s3() {
         url,
         "-q",
     ]);
-    // s3s-fs keeps objects as files: the bucket folder is a local view of the lake.
-    let lake = s3root.join("lake-bucket/cumulus");
     assert!(lake.join("discovery__code_sources/_delta_log").is_dir());
     // s3s-fs may keep an emptied prefix as a folder; no object may remain in it.
     assert_eq!(

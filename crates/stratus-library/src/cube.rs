@@ -37,6 +37,8 @@ struct Coded {
     /// Per id column (the primary, then the secondary), each row's id number or
     /// [`NULL_ID`].
     ids: Vec<Vec<u32>>,
+    /// The most distinct ids of any id column: ids are numbered from 0 up to it.
+    most_ids: usize,
     rows: usize,
 }
 
@@ -63,19 +65,22 @@ pub async fn powerset(
     let mut coder = Coder::new(names.len(), id_count);
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| e.to_string())?;
-        coder.add(&batch, id_count).map_err(|e| e.to_string())?;
+        coder.add(&batch).map_err(|e| e.to_string())?;
         if coder.coded.rows > MAX_ROWS {
             return Ok(None);
         }
     }
-    let coded = coder.coded;
+    let coded = coder.finish();
     let Some(layout) = Layout::new(&coded) else {
         return Ok(None);
     };
-    let (cells, coded) = tokio::task::spawn_blocking(move || (count_all(&coded, &layout), coded))
-        .await
-        .map_err(|e| e.to_string())?;
-    let batch = to_batch(&cells, &coded, &names).map_err(|e| e.to_string())?;
+    let batch = tokio::task::spawn_blocking(move || {
+        let cells = count_all(&coded, &layout);
+        to_batch(&cells, &coded, &layout, &names)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
     let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).map_err(|e| e.to_string())?;
     Ok(Some(table))
 }
@@ -96,6 +101,7 @@ impl Coder {
             coded: Coded {
                 columns: (0..columns).map(|_| (Vec::new(), Vec::new())).collect(),
                 ids: (0..ids).map(|_| Vec::new()).collect(),
+                most_ids: 0,
                 rows: 0,
             },
             values: (0..columns).map(|_| HashMap::new()).collect(),
@@ -106,8 +112,8 @@ impl Coder {
     fn add(
         &mut self,
         batch: &RecordBatch,
-        id_count: usize,
     ) -> Result<(), stratus_lake::deltalake::arrow::error::ArrowError> {
+        let id_count = self.coded.ids.len();
         for (i, col) in batch.columns().iter().enumerate() {
             let text = cast(col, &DataType::Utf8)?;
             let text = text.as_string::<i32>();
@@ -148,11 +154,20 @@ impl Coder {
         self.coded.rows += batch.num_rows();
         Ok(())
     }
+
+    /// The coded rows, once every batch is in.
+    fn finish(self) -> Coded {
+        let mut coded = self.coded;
+        coded.most_ids = self.id_numbers.iter().map(|n| n.len()).max().unwrap_or(0);
+        coded
+    }
 }
 
-/// Where each column's number sits in a packed cell key, and how many bits an id takes.
+/// Where each column's number sits in a packed cell key (its shift and width in bits), and
+/// how many bits an id takes.
 struct Layout {
     shifts: Vec<u32>,
+    widths: Vec<u32>,
     id_bits: u32,
 }
 
@@ -163,21 +178,25 @@ fn bits_for(n: usize) -> u32 {
 impl Layout {
     /// `None` when a cell and an id do not fit in 128 bits together.
     fn new(coded: &Coded) -> Option<Layout> {
-        let mut shifts = Vec::new();
-        let mut at = 0u32;
-        for (_, names) in &coded.columns {
-            shifts.push(at);
-            at += bits_for(names.len());
-        }
-        // Ids are numbered densely from 0, so the largest number says how many bits.
-        let most = coded
-            .ids
+        let widths: Vec<u32> = coded
+            .columns
             .iter()
-            .flat_map(|ids| ids.iter().filter(|i| **i != NULL_ID).max())
-            .max()
-            .map_or(0, |n| *n as usize + 1);
-        let id_bits = bits_for(most);
-        (at + id_bits <= 128).then_some(Layout { shifts, id_bits })
+            .map(|(_, names)| bits_for(names.len()))
+            .collect();
+        let shifts: Vec<u32> = widths
+            .iter()
+            .scan(0, |at, w| {
+                let shift = *at;
+                *at += w;
+                Some(shift)
+            })
+            .collect();
+        let id_bits = bits_for(coded.most_ids);
+        (widths.iter().sum::<u32>() + id_bits <= 128).then_some(Layout {
+            shifts,
+            widths,
+            id_bits,
+        })
     }
 }
 
@@ -295,20 +314,9 @@ fn cells_of(coded: &Coded, layout: &Layout, mask: u32) -> Vec<Cell> {
 fn to_batch(
     cells: &[Cell],
     coded: &Coded,
+    layout: &Layout,
     names: &[String],
 ) -> Result<RecordBatch, stratus_lake::deltalake::arrow::error::ArrowError> {
-    let layout_shifts: Vec<u32> = {
-        let mut at = 0;
-        coded
-            .columns
-            .iter()
-            .map(|(_, v)| {
-                let s = at;
-                at += bits_for(v.len());
-                s
-            })
-            .collect()
-    };
     let id_count = coded.ids.len();
     let mut fields = Vec::new();
     let mut arrays: Vec<ArrayRef> = Vec::new();
@@ -324,14 +332,13 @@ fn to_batch(
     }
     for (c, name) in names.iter().enumerate() {
         let (_, values) = &coded.columns[c];
-        let width = bits_for(values.len());
-        let mask = (1u128 << width) - 1;
+        let mask = (1u128 << layout.widths[c]) - 1;
         let mut b = StringBuilder::new();
         for cell in cells {
             if cell.mask & (1 << c) == 0 {
                 b.append_null();
             } else {
-                let n = ((cell.key >> layout_shifts[c]) & mask) as usize;
+                let n = ((cell.key >> layout.shifts[c]) & mask) as usize;
                 b.append_option(values.get(n));
             }
         }
@@ -363,8 +370,8 @@ mod tests {
             fields.push(Field::new(format!("c{i}"), DataType::Utf8, true));
         }
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap();
-        coder.add(&batch, ids.len()).unwrap();
-        coder.coded
+        coder.add(&batch).unwrap();
+        coder.finish()
     }
 
     #[test]
@@ -380,7 +387,7 @@ mod tests {
         );
         let layout = Layout::new(&c).unwrap();
         let cells = count_all(&c, &layout);
-        let batch = to_batch(&cells, &c, &["month".into()]).unwrap();
+        let batch = to_batch(&cells, &c, &layout, &["month".into()]).unwrap();
         let got: Vec<String> = (0..batch.num_rows())
             .map(|r| {
                 let p = batch

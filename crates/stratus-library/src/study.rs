@@ -229,11 +229,8 @@ impl Study {
         for f in study.files_of("codes") {
             let tables = crate::codes::CodesFile::parse(&study.read(&f)?, &study.path(&f))?.tables;
             for t in &tables {
-                let paths = study.sources.entry(t.source.clone()).or_default();
                 for p in t.source_paths() {
-                    if !paths.contains(&p) {
-                        paths.push(p);
-                    }
+                    study.reads(&t.source, p);
                 }
             }
             study.codes.insert(f, tables);
@@ -242,14 +239,19 @@ impl Study {
             let parsed =
                 crate::code_sources::CodeSourcesFile::parse(&study.read(&f)?, &study.path(&f))?;
             for (source, p) in parsed.source_paths() {
-                let paths = study.sources.entry(source).or_default();
-                if !paths.contains(&p) {
-                    paths.push(p);
-                }
+                study.reads(&source, p);
             }
             study.code_sources.insert(f, parsed);
         }
         Ok(study)
+    }
+
+    /// Adds `path` to the fields read from `source`, once.
+    fn reads(&mut self, source: &str, path: String) {
+        let paths = self.sources.entry(source.to_owned()).or_default();
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
     }
 
     /// The files of every action of type `kind`, in order.
