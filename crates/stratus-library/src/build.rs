@@ -3,15 +3,19 @@
 //! `CREATE TABLE <prefix>__<name> AS SELECT …` is written to the lake and can be read by
 //! the statements after it. A `counts` action makes one CUBE table per workflow entry.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use stratus_fhir::sonic_rs;
 use stratus_lake::deltalake::arrow::datatypes::Schema;
+use stratus_lake::deltalake::datafusion::datasource::MemTable;
 use stratus_lake::deltalake::datafusion::execution::SessionStateBuilder;
 use stratus_lake::deltalake::datafusion::execution::disk_manager::DiskManagerBuilder;
-use stratus_lake::deltalake::datafusion::execution::memory_pool::GreedyMemoryPool;
+use stratus_lake::deltalake::datafusion::execution::memory_pool::{
+    FairSpillPool, TrackConsumersPool,
+};
 use stratus_lake::deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use stratus_lake::deltalake::datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use stratus_lake::deltalake::datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
@@ -34,10 +38,17 @@ pub struct BuildOptions {
     /// Counts cells under this are left out (default 10).
     pub min_count: Option<u64>,
     /// The most memory the SQL engine may hold (default [`MEMORY_LIMIT`]). Sorts and
-    /// aggregations spill to disk past it; a join that cannot fit fails with a message
-    /// saying so, instead of the process being killed.
+    /// aggregations spill to disk past it, and so do joins once they sort and merge (see
+    /// `merge_joins`); what still cannot fit fails with a message saying so, instead of
+    /// the process being killed.
     pub memory_limit: Option<usize>,
+    /// Sort-merge joins (true) or hash joins (false); `None` picks by the largest source's
+    /// rows against the memory limit (see [`HASH_JOIN_BYTES_PER_ROW`]).
+    pub merge_joins: Option<bool>,
 }
+
+/// The most spilled runs one merge reads at once (more are merged in several passes).
+const SPILL_MERGE_FAN_IN: usize = 16;
 
 /// The SQL engine's default memory limit.
 pub const MEMORY_LIMIT: usize = 4 << 30;
@@ -119,8 +130,19 @@ pub fn session_with_limit(limit: usize) -> SessionContext {
         .with_information_schema(true)
         .with_batch_size(8192);
     let runtime = RuntimeEnvBuilder::new()
-        .with_memory_pool(Arc::new(GreedyMemoryPool::new(limit)))
-        .with_disk_manager_builder(DiskManagerBuilder::default())
+        // Fair, not greedy: with joins that sort and merge, many operators spill at once,
+        // and a greedy pool lets the first take everything, so the next sort cannot even
+        // start its merge.
+        // Tracked, so that running out names the operators that held the memory.
+        .with_memory_pool(Arc::new(TrackConsumersPool::new(
+            FairSpillPool::new(limit),
+            NonZeroUsize::new(5).unwrap_or(NonZeroUsize::MIN),
+        )))
+        // A merge of spilled runs takes memory for a batch of every run it reads at once;
+        // uncapped, one merge can take the whole pool and starve the sorts after it.
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_max_spill_merge_fan_in(SPILL_MERGE_FAN_IN),
+        )
         .build_arc()
         .unwrap_or_default();
     let defaults = SessionStateBuilder::new()
@@ -156,13 +178,14 @@ async fn build_study(
     let ctx = session_with_limit(opts.memory_limit.unwrap_or(MEMORY_LIMIT));
     let have = lake.tables().await?;
     let mut missing = Vec::new();
+    let mut counted = Vec::new();
     for (table, paths) in &study.sources {
         let wanted = wanted_schema(table, paths)?;
         let present = have.contains(table);
         if !present {
             missing.push(table.clone());
         }
-        lake.register(&ctx, table, &wanted, present).await?;
+        counted.push((table, lake.register(&ctx, table, &wanted, present).await?));
     }
     // Other studies' tables (a study may read core's), as they are.
     for t in &have {
@@ -172,6 +195,53 @@ async fn build_study(
     }
     lake.drop_prefix(&study.prefix, |t| protected(&study.prefix, t))
         .await?;
+    let limit = opts.memory_limit.unwrap_or(MEMORY_LIMIT);
+    let merge = match opts.merge_joins {
+        Some(m) => m,
+        None => {
+            let largest = largest_source(&ctx, &counted).await;
+            let large = largest.saturating_mul(HASH_JOIN_BYTES_PER_ROW) > limit;
+            if large {
+                tracing::info!(
+                    rows = largest,
+                    "large input: joins sort and merge (spilling) instead of hashing in memory"
+                );
+            }
+            large
+        }
+    };
+    if merge {
+        merge_joins(&ctx);
+    }
+    log_transaction(lake, &ctx, study, "started", None).await?;
+    let built = run_actions(lake, &ctx, study, opts, on_table).await;
+    let tables = match built {
+        Ok(tables) => tables,
+        Err(e) => {
+            let message = e.to_string();
+            let _ = log_transaction(lake, &ctx, study, "error", Some(&message)).await;
+            return Err(e);
+        }
+    };
+    record_build_source(lake, &ctx, study, &tables).await?;
+    log_transaction(lake, &ctx, study, "finished", None).await?;
+    Ok(BuildSummary {
+        study: study.prefix.clone(),
+        tables,
+        missing,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Runs a study's actions in order and returns the tables kept, in the order built.
+async fn run_actions(
+    lake: &Lake,
+    ctx: &SessionContext,
+    study: &Study,
+    opts: &BuildOptions,
+    on_table: &mut impl FnMut(&str, &str, usize),
+) -> Result<Vec<(String, usize)>, LibraryError> {
+    let ctx = ctx.clone();
     let mut tables = Vec::new();
     let min_count = opts.min_count.unwrap_or(MIN_COUNT);
     for action in &study.actions {
@@ -257,13 +327,145 @@ async fn build_study(
     for (name, _) in &tmp_tables {
         lake.drop_table(name).await?;
     }
-    let tables = kept;
-    Ok(BuildSummary {
-        study: study.prefix.clone(),
-        tables,
-        missing,
-        seconds: start.elapsed().as_secs_f64(),
-    })
+    Ok(kept)
+}
+
+/// The stage a build runs: the manifest's `default`, or all of its stages in order.
+const STAGE: &str = "default";
+
+/// Adds a row to `<prefix>__lib_transactions` (study_name, library_version, status,
+/// event_time, message), the log of a study's builds cumulus-library keeps: `started`,
+/// then `finished` or `error`. The library version is Stratus's.
+async fn log_transaction(
+    lake: &Lake,
+    ctx: &SessionContext,
+    study: &Study,
+    status: &str,
+    message: Option<&str>,
+) -> Result<(), LibraryError> {
+    let row = format!(
+        "SELECT {} AS study_name, {} AS library_version, {} AS status, \
+         arrow_cast(now(), 'Timestamp(Microsecond, Some(\"UTC\"))') AS event_time, \
+         CAST({} AS VARCHAR) AS message",
+        quote(&study.prefix),
+        quote(env!("CARGO_PKG_VERSION")),
+        quote(status),
+        message.map_or("NULL".to_owned(), quote),
+    );
+    let table = study.table_name("lib_transactions");
+    rewrite_lib_table(lake, ctx, &table, "true", &row).await
+}
+
+/// Replaces this stage's rows of `<prefix>__lib_build_source` (stage, name, type) with the
+/// tables the build made, which `clean` and a site's tooling read to know what a study owns.
+async fn record_build_source(
+    lake: &Lake,
+    ctx: &SessionContext,
+    study: &Study,
+    tables: &[(String, usize)],
+) -> Result<(), LibraryError> {
+    let rows = tables
+        .iter()
+        .map(|(name, _)| {
+            format!(
+                "SELECT {} AS stage, {} AS name, 'table' AS type",
+                quote(STAGE),
+                quote(name)
+            )
+        })
+        .collect::<Vec<_>>();
+    let rows = if rows.is_empty() {
+        "SELECT CAST(NULL AS VARCHAR) AS stage, CAST(NULL AS VARCHAR) AS name, \
+         CAST(NULL AS VARCHAR) AS type WHERE false"
+            .to_owned()
+    } else {
+        rows.join(" UNION ALL ")
+    };
+    let table = study.table_name("lib_build_source");
+    let keep = format!("stage <> {}", quote(STAGE));
+    rewrite_lib_table(lake, ctx, &table, &keep, &rows).await
+}
+
+/// Writes `table` as its old rows that `keep` (SQL) selects followed by `new_rows` (a
+/// SELECT of the same columns). The old rows are read into memory first: these tables are
+/// small, and a local lake's table is removed before it is written again.
+async fn rewrite_lib_table(
+    lake: &Lake,
+    ctx: &SessionContext,
+    table: &str,
+    keep: &str,
+    new_rows: &str,
+) -> Result<(), LibraryError> {
+    const OLD: &str = "stratus_lib_old";
+    let fail = |e: &dyn std::fmt::Display| LibraryError::table(table, e);
+    let mut select = new_rows.to_owned();
+    // As the lake has it now (an earlier study's build may have registered it).
+    let _ = ctx.deregister_table(table);
+    if lake.register_study_table(ctx, table).await.is_ok() {
+        let df = ctx
+            .sql(&format!("SELECT * FROM {table} WHERE {keep}"))
+            .await
+            .map_err(|e| fail(&e))?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(|e| fail(&e))?;
+        let old = MemTable::try_new(schema, vec![batches]).map_err(|e| fail(&e))?;
+        let _ = ctx.deregister_table(OLD);
+        ctx.register_table(OLD, Arc::new(old))
+            .map_err(|e| fail(&e))?;
+        select = format!("SELECT * FROM {OLD} UNION ALL {new_rows}");
+    }
+    let df = ctx.sql(&select).await.map_err(|e| fail(&e))?;
+    let stored = lake.store_table(ctx, table, df).await;
+    let _ = ctx.deregister_table(OLD);
+    stored.map(|_| ())
+}
+
+/// `s` as a SQL string literal.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Bytes a hash join holds per row of its build side, roughly, for the wide tables the
+/// core study joins (measured: `core__observation` at 16 million rows asked for more than
+/// 10 GiB). A source larger than the memory limit allows at this rate is joined by sorting
+/// and merging, which spills to disk, so memory stays bounded at any input size.
+pub const HASH_JOIN_BYTES_PER_ROW: usize = 512;
+
+/// The rows of the largest of `tables`: counted when they were registered, or else read
+/// from file metadata (Delta, Parquet).
+async fn largest_source(ctx: &SessionContext, tables: &[(&String, Option<usize>)]) -> usize {
+    let mut largest = 0;
+    for (t, rows) in tables {
+        let n = match rows {
+            Some(n) => *n,
+            None => match ctx.table(t.as_str()).await {
+                Ok(df) => df.count().await.unwrap_or(0),
+                Err(_) => 0,
+            },
+        };
+        largest = largest.max(n);
+    }
+    largest
+}
+
+/// Switches `ctx` from hash joins, which hold a whole side in memory and cannot spill, to
+/// sort-merge joins, whose sorts and buffers spill past the memory limit.
+fn merge_joins(ctx: &SessionContext) {
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .options_mut()
+        .optimizer
+        .prefer_hash_join = false;
+}
+
+fn hash_joins(ctx: &SessionContext) -> bool {
+    ctx.state_ref()
+        .read()
+        .config()
+        .options()
+        .optimizer
+        .prefer_hash_join
 }
 
 /// The table name a counts table's cells are held under while the kept ones are chosen.
@@ -304,13 +506,26 @@ async fn run(
             )));
         }
         let input = c.input.as_ref().clone();
-        // Athena lower-cases every column name; so do the study's tables.
-        let df = DataFrame::new(ctx.state(), input);
-        let df = lower_case_columns(df).map_err(|e| fail(format!("{name}: {e}")))?;
-        let rows = lake
-            .store_table(ctx, &name, df)
-            .await
-            .map_err(|e| fail_table(&name, e))?;
+        let rows = loop {
+            // Athena lower-cases every column name; so do the study's tables.
+            let df = DataFrame::new(ctx.state(), input.clone());
+            let df = lower_case_columns(df).map_err(|e| fail(format!("{name}: {e}")))?;
+            match lake.store_table(ctx, &name, df).await {
+                Ok(rows) => break rows,
+                // A hash join that did not fit: the rest of the build merges instead.
+                Err(LibraryError::Table { message, .. })
+                    if message.contains("Resources exhausted") && hash_joins(ctx) =>
+                {
+                    tracing::warn!(
+                        table = name.as_str(),
+                        "out of memory in a hash join; retrying with sort-merge joins"
+                    );
+                    // The join is chosen when the plan is made physical, at the write.
+                    merge_joins(ctx);
+                }
+                Err(e) => return Err(fail_table(&name, e)),
+            }
+        };
         tracing::info!(
             table = name.as_str(),
             rows,

@@ -1,9 +1,11 @@
 //! The lake a study reads and writes: the output folder of `stratus etl` in any of its
 //! formats. Delta Lake (a folder or `s3://bucket/prefix`) is read in place, streaming, and
-//! study tables are written beside the input as Delta tables; the ndjson and Parquet layouts
-//! (`<table>/<table>.NNN.<ext>`) are read into memory, for the small and test-sized lakes
-//! they serve, and study tables are written beside them as `<table>/<table>.parquet`.
+//! study tables are written beside the input as Delta tables. The ndjson and Parquet layouts
+//! (`<table>/<table>.NNN.<ext>`) get study tables beside them as `<table>/<table>.parquet`;
+//! their tables are held in memory while small against the memory limit (a study reads
+//! some several times) and streamed from their files when larger (ndjson, study tables).
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,6 +16,11 @@ use stratus_lake::deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaR
 use stratus_lake::deltalake::arrow::json::ReaderBuilder;
 use stratus_lake::deltalake::datafusion::catalog::TableProvider;
 use stratus_lake::deltalake::datafusion::datasource::MemTable;
+use stratus_lake::deltalake::datafusion::datasource::file_format::json::JsonFormat;
+use stratus_lake::deltalake::datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use stratus_lake::deltalake::datafusion::execution::memory_pool::MemoryLimit;
 use stratus_lake::deltalake::datafusion::prelude::{DataFrame, SessionContext};
 use stratus_lake::deltalake::operations::write::SchemaMode;
 use stratus_lake::deltalake::parquet::arrow::ArrowWriter;
@@ -150,14 +157,16 @@ impl Lake {
     }
 
     /// Registers `table` in `ctx` with its own schema merged with `wanted`; a table the
-    /// lake lacks (`present` false) is registered empty, with `wanted`.
+    /// lake lacks (`present` false) is registered empty, with `wanted`. Returns the table's
+    /// rows when they were counted on the way (ndjson), so no one reads it again for them.
     pub async fn register(
         &self,
         ctx: &SessionContext,
         table: &str,
         wanted: &Schema,
         present: bool,
-    ) -> Result<(), LibraryError> {
+    ) -> Result<Option<usize>, LibraryError> {
+        let mut rows = None;
         let provider: Arc<dyn TableProvider> = if !present {
             let schema = Arc::new(wanted.clone());
             Arc::new(
@@ -176,7 +185,11 @@ impl Lake {
                         .map_err(|e| LibraryError::table(table, e))?;
                     Arc::new(ConformTable::new(inner, wanted))
                 }
-                Format::Ndjson => self.read_ndjson(table, wanted)?,
+                Format::Ndjson => {
+                    let (provider, n) = self.read_ndjson(ctx, table, wanted)?;
+                    rows = Some(n);
+                    provider
+                }
                 Format::Parquet => self.read_parquet(table, wanted)?,
             }
         };
@@ -184,7 +197,7 @@ impl Lake {
             .map_err(|e| LibraryError::table(table, e))?;
         ctx.register_table(table, provider)
             .map_err(|e| LibraryError::table(table, e))?;
-        Ok(())
+        Ok(rows)
     }
 
     async fn load_delta(&self, table: &str) -> Result<DeltaTable, LibraryError> {
@@ -198,24 +211,42 @@ impl Lake {
     }
 
     /// Every ndjson file of `table`, decoded with the data's wide schema merged with
-    /// `wanted`.
+    /// `wanted`, and its rows. A table of up to a quarter of the session's memory limit is
+    /// decoded once and held in memory (the study reads some tables several times); a
+    /// larger one is decoded as each query streams it, so memory stays bounded.
     fn read_ndjson(
         &self,
+        ctx: &SessionContext,
         table: &str,
         wanted: &Schema,
-    ) -> Result<Arc<dyn TableProvider>, LibraryError> {
+    ) -> Result<(Arc<dyn TableProvider>, usize), LibraryError> {
         let files = table_files(&PathBuf::from(self.location(table)), "ndjson")?;
         let mut presence = Presence::default();
+        let mut rows = 0;
+        let mut bytes = 0u64;
+        let mut line = Vec::new();
         for f in &files {
-            let text = std::fs::read(f).map_err(|e| LibraryError::io(f, e))?;
-            for (n, line) in text.split(|b| *b == b'\n').enumerate() {
+            let file = std::fs::File::open(f).map_err(|e| LibraryError::io(f, e))?;
+            let mut reader = std::io::BufReader::new(file);
+            let mut n = 0;
+            loop {
+                line.clear();
+                let read = reader
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| LibraryError::io(f, e))?;
+                if read == 0 {
+                    break;
+                }
+                n += 1;
+                bytes += read as u64;
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let v: sonic_rs::Value = sonic_rs::from_slice(line).map_err(|e| {
-                    LibraryError::Usage(format!("{}:{}: not JSON: {e}", f.display(), n + 1))
+                let v: sonic_rs::Value = sonic_rs::from_slice(&line).map_err(|e| {
+                    LibraryError::Usage(format!("{}:{n}: not JSON: {e}", f.display()))
                 })?;
                 presence.add_value(&v);
+                rows += 1;
             }
         }
         let own = match completion_columns(table) {
@@ -226,6 +257,21 @@ impl Lake {
             ),
         };
         let schema: SchemaRef = Arc::new(Schema::new(merge_fields(own.fields(), wanted.fields())));
+        let held = match ctx.runtime_env().memory_pool.memory_limit() {
+            MemoryLimit::Finite(limit) => bytes <= limit as u64 / 4,
+            MemoryLimit::Infinite | MemoryLimit::Unknown => true,
+        };
+        if !held {
+            let dir = self.location(table);
+            let url = ListingTableUrl::parse(&dir).map_err(|e| LibraryError::table(table, e))?;
+            let options =
+                ListingOptions::new(Arc::new(JsonFormat::default())).with_file_extension(".ndjson");
+            let config = ListingTableConfig::new(url)
+                .with_listing_options(options)
+                .with_schema(schema);
+            let t = ListingTable::try_new(config).map_err(|e| LibraryError::table(table, e))?;
+            return Ok((Arc::new(t), rows));
+        }
         let mut batches = Vec::new();
         for f in &files {
             let file = std::fs::File::open(f).map_err(|e| LibraryError::io(f, e))?;
@@ -237,9 +283,9 @@ impl Lake {
                 batches.push(b.map_err(|e| LibraryError::Usage(format!("{}: {e}", f.display())))?);
             }
         }
-        Ok(Arc::new(
-            MemTable::try_new(schema, vec![batches]).map_err(|e| LibraryError::table(table, e))?,
-        ))
+        let t =
+            MemTable::try_new(schema, vec![batches]).map_err(|e| LibraryError::table(table, e))?;
+        Ok((Arc::new(t), rows))
     }
 
     /// Every Parquet file of `table` (each batch has its own schema), conformed to one.
@@ -322,18 +368,37 @@ impl Lake {
                     Some(stratus_lake::delta::writer_properties()),
                 )
                 .map_err(|e| fail(&e))?;
-                let mut batches = Vec::new();
+                // Held in memory for the statements after, up to a quarter of the memory
+                // limit; a larger table is read back from its file.
+                let budget = match ctx.runtime_env().memory_pool.memory_limit() {
+                    MemoryLimit::Finite(limit) => limit / 4,
+                    MemoryLimit::Infinite | MemoryLimit::Unknown => usize::MAX,
+                };
+                let mut batches = Some(Vec::new());
+                let mut held = 0usize;
                 while let Some(b) = stream.try_next().await.map_err(|e| fail(&e))? {
                     w.write(&b).map_err(|e| fail(&e))?;
-                    batches.push(b);
+                    held += b.get_array_memory_size();
+                    match &mut batches {
+                        Some(kept) if held <= budget => kept.push(b),
+                        _ => batches = None,
+                    }
                 }
                 let file = w.into_inner().map_err(|e| fail(&e))?;
                 file.commit()
                     .map_err(|e| LibraryError::Usage(format!("{}: {e}", path.display())))?;
-                let mem = MemTable::try_new(schema, vec![batches]).map_err(|e| fail(&e))?;
                 ctx.deregister_table(table).map_err(|e| fail(&e))?;
-                ctx.register_table(table, Arc::new(mem))
-                    .map_err(|e| fail(&e))?;
+                match batches {
+                    Some(batches) => {
+                        let mem = MemTable::try_new(schema, vec![batches]).map_err(|e| fail(&e))?;
+                        ctx.register_table(table, Arc::new(mem))
+                            .map_err(|e| fail(&e))?;
+                    }
+                    None => ctx
+                        .register_parquet(table, path.display().to_string(), Default::default())
+                        .await
+                        .map_err(|e| fail(&e))?,
+                }
             }
         }
         let n = ctx

@@ -63,6 +63,7 @@ fn options(lake: &Path, targets: &[&str]) -> BuildOptions {
         study_dirs: vec![],
         min_count: None,
         memory_limit: None,
+        merge_joins: None,
     }
 }
 
@@ -241,6 +242,102 @@ fn the_ndjson_layout_builds_too_and_a_missing_table_reads_as_empty() {
         "SELECT count(DISTINCT id) FROM core__encounter",
     );
     assert_ne!(n, ["0"]);
+
+    // Under a small memory limit the larger ndjson tables and study tables are streamed
+    // from their files instead of held: the same tables come out.
+    let tables = [
+        "core__encounter",
+        "core__observation",
+        "core__count_encounter_month",
+    ];
+    let all = |t: &str| {
+        let mut rows = query(&lake, &[t], &format!("SELECT * FROM {t}"));
+        rows.sort();
+        rows
+    };
+    let held: Vec<_> = tables.iter().map(|t| all(t)).collect();
+    let mut small = options(&lake, &["core"]);
+    small.memory_limit = Some(40 << 20);
+    small.merge_joins = Some(false);
+    build(&small, |_, _, _| {}).unwrap();
+    let streamed: Vec<_> = tables.iter().map(|t| all(t)).collect();
+    for ((t, a), b) in tables.iter().zip(&held).zip(&streamed) {
+        assert!(!a.is_empty(), "{t}");
+        assert!(a == b, "{t} differs when streamed");
+    }
+}
+
+#[test]
+fn builds_are_logged_in_the_protected_lib_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = etl(dir.path(), "ndjson");
+    let opts = options(&lake, &["core"]);
+    let first = build(&opts, |_, _, _| {}).unwrap();
+    // A rebuild keeps the log and adds to it; the summary lists only the study's tables.
+    build(&opts, |_, _, _| {}).unwrap();
+    assert!(
+        first[0]
+            .tables
+            .iter()
+            .all(|(n, _)| !n.starts_with("core__lib_")),
+        "{:?}",
+        first[0].tables
+    );
+    let log = query(
+        &lake,
+        &["core__lib_transactions"],
+        "SELECT study_name, status, message FROM core__lib_transactions ORDER BY event_time, status DESC",
+    );
+    assert_eq!(
+        log,
+        [
+            "core|started|NULL",
+            "core|finished|NULL",
+            "core|started|NULL",
+            "core|finished|NULL"
+        ]
+    );
+    let source = query(
+        &lake,
+        &["core__lib_build_source"],
+        "SELECT count(*), count(DISTINCT name), min(stage), min(type), \
+         sum(CASE WHEN name = 'core__count_patient' THEN 1 ELSE 0 END) FROM core__lib_build_source",
+    );
+    let n = first[0].tables.len();
+    assert_eq!(source, [format!("{n}|{n}|default|table|1")]);
+    // clean leaves them too.
+    stratus_library::build::clean(lake.to_str().unwrap(), "core", &[]).unwrap();
+    assert!(lake.join("core__lib_transactions").is_dir());
+    assert!(!lake.join("core__patient").exists());
+}
+
+#[test]
+fn sort_merge_joins_give_the_same_tables_as_hash_joins() {
+    // The join kind a large input gets (it spills to disk instead of failing) against the
+    // one a small input gets, on the same data: every count cube and flat table equal.
+    let dir = tempfile::tempdir().unwrap();
+    let lake = etl(dir.path(), "deltalake");
+    let tables = |merge: bool| {
+        let mut o = options(&lake, &["core"]);
+        o.merge_joins = Some(merge);
+        let s = build(&o, |_, _, _| {}).unwrap();
+        let names: Vec<String> = s[0].tables.iter().map(|(n, _)| n.clone()).collect();
+        names
+            .iter()
+            .map(|t| {
+                let mut rows = query(&lake, &[t.as_str()], &format!("SELECT * FROM {t}"));
+                rows.sort();
+                (t.clone(), rows)
+            })
+            .collect::<Vec<_>>()
+    };
+    let hash = tables(false);
+    let merge = tables(true);
+    assert_eq!(hash.len(), merge.len());
+    for ((t, a), (_, b)) in hash.iter().zip(&merge) {
+        assert_eq!(a.len(), b.len(), "{t}");
+        assert!(a == b, "{t} differs between hash and merge joins");
+    }
 }
 
 #[test]

@@ -215,6 +215,7 @@ pub fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<Outcome> {
             study_dirs: vec![],
             min_count: None,
             memory_limit: None,
+            merge_joins: None,
         },
         |_, _, _| {},
     )?;

@@ -120,8 +120,9 @@ pub struct BuildArgs {
     /// Leave out count cells under N (a workflow's own min_subject wins).
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub min_count: u64,
-    /// The most memory the SQL engine may hold (e.g. 4G, 512M). Sorts and aggregations
-    /// spill to the temporary folder past it; a join that does not fit fails and says so.
+    /// The most memory the SQL engine may hold (e.g. 4G, 512M). Sorts, aggregations and
+    /// joins spill to the temporary folder past it: when a source table is too large to
+    /// join in memory under this limit, joins sort and merge instead of hashing.
     #[arg(long, default_value = "4G", value_name = "SIZE", value_parser = crate::cli::parse_size)]
     pub memory_limit: usize,
     #[command(flatten)]
@@ -188,6 +189,7 @@ fn build(a: &BuildArgs, quiet: bool) -> anyhow::Result<Outcome> {
         study_dirs: a.dirs.study_dirs.clone(),
         min_count: Some(a.min_count),
         memory_limit: Some(a.memory_limit),
+        merge_joins: None,
     };
     let start = Instant::now();
     let summaries = {
