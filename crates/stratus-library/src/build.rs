@@ -241,7 +241,6 @@ async fn run_actions(
     opts: &BuildOptions,
     on_table: &mut impl FnMut(&str, &str, usize),
 ) -> Result<Vec<(String, usize)>, LibraryError> {
-    let ctx = ctx.clone();
     let mut tables = Vec::new();
     let min_count = opts.min_count.unwrap_or(MIN_COUNT);
     for action in &study.actions {
@@ -250,7 +249,7 @@ async fn run_actions(
                 for file in &action.files {
                     let sql = study.read(file)?;
                     for stmt in statements(&sql) {
-                        if let Some((name, rows)) = run(lake, &ctx, study, file, &stmt).await? {
+                        if let Some((name, rows)) = run(lake, ctx, study, file, &stmt).await? {
                             on_table(&study.prefix, &name, rows);
                             tables.push((name, rows));
                         }
@@ -261,7 +260,7 @@ async fn run_actions(
                 for file in &action.files {
                     for t in study.codes.get(file).into_iter().flatten() {
                         for stmt in t.sql(&study.table_name(&t.name))? {
-                            if let Some((name, rows)) = run(lake, &ctx, study, file, &stmt).await? {
+                            if let Some((name, rows)) = run(lake, ctx, study, file, &stmt).await? {
                                 on_table(&study.prefix, &name, rows);
                                 tables.push((name, rows));
                             }
@@ -275,7 +274,7 @@ async fn run_actions(
                         continue;
                     };
                     for stmt in f.sql(&study.table_name(&f.table)) {
-                        if let Some((name, rows)) = run(lake, &ctx, study, file, &stmt).await? {
+                        if let Some((name, rows)) = run(lake, ctx, study, file, &stmt).await? {
                             on_table(&study.prefix, &name, rows);
                             tables.push((name, rows));
                         }
@@ -288,7 +287,7 @@ async fn run_actions(
                     for (name, t) in &w.tables {
                         let name = study.table_name(name);
                         let q = crate::counts::query(t, min_count);
-                        let cells = crate::cube::powerset(&ctx, &q.input, q.ids).await.map_err(
+                        let cells = crate::cube::powerset(ctx, &q.input, q.ids).await.map_err(
                             |message| LibraryError::Statement {
                                 study: study.prefix.clone(),
                                 file: file.clone(),
@@ -305,7 +304,7 @@ async fn run_actions(
                             None => q.inline(),
                         };
                         let stmt = format!("CREATE TABLE {name} AS {select}");
-                        let built = run(lake, &ctx, study, file, &stmt).await;
+                        let built = run(lake, ctx, study, file, &stmt).await;
                         if held {
                             let _ = ctx.deregister_table(COUNT_CELLS);
                         }
