@@ -257,11 +257,7 @@ impl Lake {
             ),
         };
         let schema: SchemaRef = Arc::new(Schema::new(merge_fields(own.fields(), wanted.fields())));
-        let held = match ctx.runtime_env().memory_pool.memory_limit() {
-            MemoryLimit::Finite(limit) => bytes <= limit as u64 / 4,
-            MemoryLimit::Infinite | MemoryLimit::Unknown => true,
-        };
-        if !held {
+        if bytes > held_budget(ctx) as u64 {
             let dir = self.location(table);
             let url = ListingTableUrl::parse(&dir).map_err(|e| LibraryError::table(table, e))?;
             let options =
@@ -370,10 +366,7 @@ impl Lake {
                 .map_err(|e| fail(&e))?;
                 // Held in memory for the statements after, up to a quarter of the memory
                 // limit; a larger table is read back from its file.
-                let budget = match ctx.runtime_env().memory_pool.memory_limit() {
-                    MemoryLimit::Finite(limit) => limit / 4,
-                    MemoryLimit::Infinite | MemoryLimit::Unknown => usize::MAX,
-                };
+                let budget = held_budget(ctx);
                 let mut batches = Some(Vec::new());
                 let mut held = 0usize;
                 while let Some(b) = stream.try_next().await.map_err(|e| fail(&e))? {
@@ -484,6 +477,15 @@ impl Lake {
             }
         }
         Ok(dropped)
+    }
+}
+
+/// The most bytes of one table the ndjson and Parquet layouts hold in memory: a quarter of
+/// the session's memory limit (held tables are outside the engine's accounting).
+fn held_budget(ctx: &SessionContext) -> usize {
+    match ctx.runtime_env().memory_pool.memory_limit() {
+        MemoryLimit::Finite(limit) => limit / 4,
+        MemoryLimit::Infinite | MemoryLimit::Unknown => usize::MAX,
     }
 }
 
