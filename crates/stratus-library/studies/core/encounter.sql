@@ -32,13 +32,25 @@ FROM (
 )
 GROUP BY id;
 
+-- One row per participant and per episode of care, apart from the flat columns: joining
+-- the lists in, then unnesting them, made every join and sort of 3.7 million encounters
+-- carry whole participant lists (a single sort batch of 466 MB at 100,000 patients). An
+-- encounter with an empty or missing list has no row here and gets one NULL row from the
+-- LEFT JOIN below, as cumulus-library's unnest does.
+CREATE TABLE core__encounter_tmp_participants AS
+SELECT id, part['individual']['reference'] AS participant_ref
+FROM (SELECT id, unnest(participant) AS part FROM encounter);
+
+CREATE TABLE core__encounter_tmp_episodes AS
+SELECT id, episode['reference'] AS episode_ref
+FROM (SELECT id, unnest("episodeOfCare") AS episode FROM encounter);
+
 CREATE TABLE core__encounter AS
 WITH base AS (
     SELECT e.id, e.status, e."class"['code'] AS class_code, e."class"['system'] AS class_system,
         e."class"['display'] AS class_display, fhir_date(e.period['start']) AS start_day,
         fhir_date(e.period['end']) AS end_day, e.subject['reference'] AS subject_ref,
-        e."serviceProvider"['reference'] AS service_provider,
-        e.participant AS parts, e."episodeOfCare" AS episodes
+        e."serviceProvider"['reference'] AS service_provider
     FROM encounter AS e
     LEFT JOIN core__tmp_completion AS c ON c.id = e.id
     WHERE (c.is_complete IS NULL OR c.is_complete)
@@ -63,25 +75,15 @@ joined AS (
         dd.display AS dischargedisposition_display,
         fhir_age(p.birthdate, b.start_day) AS age_at_visit,
         p.gender, p.race_display, p.ethnicity_display, p.postalcode_3,
-        b.start_day, b.end_day, b.subject_ref, b.service_provider, b.parts, b.episodes
+        b.start_day, b.end_day, b.subject_ref, b.service_provider
     FROM base AS b
     INNER JOIN core__patient AS p ON p.subject_ref = b.subject_ref
     LEFT JOIN classes ON classes.found = b.class_code AND classes.found_system = b.class_system
     LEFT JOIN core__encounter_tmp_codes AS c ON c.id = b.id
     LEFT JOIN core__encounter_dn_dischargedisposition AS dd ON dd.id = b.id
-),
--- One row per participant and episode: the positions 1..n of each list, or just 1 for an
--- empty or missing list, whose item is then NULL (unnest would drop the encounter).
-with_parts AS (
-    SELECT j.*, j.parts[unnest(range(1, greatest(coalesce(CAST(array_length(j.parts) AS BIGINT), 0), 1) + 1))] AS part
-    FROM joined AS j
-),
-with_episodes AS (
-    SELECT w.*, w.episodes[unnest(range(1, greatest(coalesce(CAST(array_length(w.episodes) AS BIGINT), 0), 1) + 1))] AS episode
-    FROM with_parts AS w
 )
 SELECT
-    id,
+    j.id,
     status,
     class_code,
     class_display,
@@ -105,8 +107,10 @@ SELECT
     CAST(date_trunc('month', start_day) AS DATE) AS period_start_month,
     CAST(date_trunc('year', start_day) AS DATE) AS period_start_year,
     subject_ref,
-    episode['reference'] AS "episodeOfCare_ref",
-    part['individual']['reference'] AS participant_ref,
+    ep.episode_ref AS "episodeOfCare_ref",
+    pa.participant_ref,
     service_provider AS "serviceProvider_ref",
-    concat('Encounter/', id) AS encounter_ref
-FROM with_episodes;
+    concat('Encounter/', j.id) AS encounter_ref
+FROM joined AS j
+LEFT JOIN core__encounter_tmp_participants AS pa ON pa.id = j.id
+LEFT JOIN core__encounter_tmp_episodes AS ep ON ep.id = j.id;

@@ -5,7 +5,10 @@
 CREATE TABLE core__observation AS
 WITH base AS (
     SELECT o.id, o.status, fhir_timestamp(o."effectiveDateTime") AS effective,
-        fhir_date(o."effectiveDateTime") AS effective_day, o."valueQuantity" AS q,
+        fhir_date(o."effectiveDateTime") AS effective_day,
+        CAST(o."valueQuantity"['value'] AS DOUBLE) AS q_value,
+        o."valueQuantity"['comparator'] AS q_comparator, o."valueQuantity"['unit'] AS q_unit,
+        o."valueQuantity"['system'] AS q_system, o."valueQuantity"['code'] AS q_code,
         o."valueString", o.subject['reference'] AS subject_ref,
         o.encounter['reference'] AS encounter_ref, o.specimen['reference'] AS specimen_ref
     FROM observation AS o
@@ -24,11 +27,11 @@ SELECT DISTINCT
     CAST(date_trunc('year', b.effective_day) AS DATE) AS "effectiveDateTime_year",
     v.code AS "valueCodeableConcept_code", v.system AS "valueCodeableConcept_system",
     v.display AS "valueCodeableConcept_display",
-    CAST(b.q['value'] AS DOUBLE) AS "valueQuantity_value",
-    b.q['comparator'] AS "valueQuantity_comparator",
-    b.q['unit'] AS "valueQuantity_unit",
-    b.q['system'] AS "valueQuantity_system",
-    b.q['code'] AS "valueQuantity_code",
+    b.q_value AS "valueQuantity_value",
+    b.q_comparator AS "valueQuantity_comparator",
+    b.q_unit AS "valueQuantity_unit",
+    b.q_system AS "valueQuantity_system",
+    b.q_code AS "valueQuantity_code",
     b."valueString",
     dar.code AS "dataAbsentReason_code", dar.system AS "dataAbsentReason_system",
     dar.display AS "dataAbsentReason_display",
