@@ -12,7 +12,9 @@
 # Prints wall seconds and peak RSS of each build. The inputs are kept under
 # $BENCH_WORK/library-large-xN for reruns (about 45 GB at 1000 copies); delete it after.
 #
-# Usage: bench/library_large.sh [copies (default 1000)] [both|stratus|peer (default both)]
+# Usage: bench/library_large.sh [copies (default 1000)] [both|stratus|peer|prep (default both)]
+# `prep` only makes the inputs (both lakes), so that the timed runs can each have the
+# machine to themselves.
 # Peer setup: see bench/library.sh.
 source "$(dirname "$0")/common.sh"
 COPIES="${1:-1000}"
@@ -39,6 +41,10 @@ if [ ! -d "$W/in" ]; then
     mv "$W/in.tmp" "$W/in"
 fi
 [ -d "$W/delta" ] || etl "$W/delta"
+if [ "$WHICH" = prep ]; then
+    [ -d "$W/lake" ] || etl "$W/lake" --output-format ndjson
+    exit 0
+fi
 
 echo "machine: $(machine)"
 echo "command: bench/library_large.sh $COPIES $WHICH"

@@ -3,7 +3,7 @@
 //! study tables are written beside the input as Delta tables. The ndjson and Parquet layouts
 //! (`<table>/<table>.NNN.<ext>`) get study tables beside them as `<table>/<table>.parquet`;
 //! their tables are held in memory while small against the memory limit (a study reads
-//! some several times) and streamed from their files when larger (ndjson, study tables).
+//! some several times) and streamed from their files when larger.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -11,16 +11,21 @@ use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt};
 use stratus_fhir::sonic_rs;
-use stratus_lake::deltalake::arrow::array::{RecordBatch, RecordBatchReader};
+use stratus_lake::deltalake::arrow::array::RecordBatch;
 use stratus_lake::deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use stratus_lake::deltalake::arrow::json::ReaderBuilder;
 use stratus_lake::deltalake::datafusion::catalog::TableProvider;
+use stratus_lake::deltalake::datafusion::catalog::streaming::StreamingTable;
 use stratus_lake::deltalake::datafusion::datasource::MemTable;
 use stratus_lake::deltalake::datafusion::datasource::file_format::json::JsonFormat;
 use stratus_lake::deltalake::datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use stratus_lake::deltalake::datafusion::error::DataFusionError;
 use stratus_lake::deltalake::datafusion::execution::memory_pool::MemoryLimit;
+use stratus_lake::deltalake::datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use stratus_lake::deltalake::datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use stratus_lake::deltalake::datafusion::physical_plan::streaming::PartitionStream;
 use stratus_lake::deltalake::datafusion::prelude::{DataFrame, SessionContext};
 use stratus_lake::deltalake::operations::write::SchemaMode;
 use stratus_lake::deltalake::parquet::arrow::ArrowWriter;
@@ -190,7 +195,7 @@ impl Lake {
                     rows = Some(n);
                     provider
                 }
-                Format::Parquet => self.read_parquet(table, wanted)?,
+                Format::Parquet => self.read_parquet(ctx, table, wanted)?,
             }
         };
         ctx.deregister_table(table)
@@ -284,31 +289,49 @@ impl Lake {
         Ok((Arc::new(t), rows))
     }
 
-    /// Every Parquet file of `table` (each batch has its own schema), conformed to one.
+    /// Every Parquet file of `table` (each may have its own schema), conformed to one: the
+    /// union of the files' schemas, read from their footers, merged with `wanted`. Held in
+    /// memory while the files come to at most a quarter of the memory limit, as ndjson
+    /// tables are; a larger table is read file by file as each query streams it.
     fn read_parquet(
         &self,
+        ctx: &SessionContext,
         table: &str,
         wanted: &Schema,
     ) -> Result<Arc<dyn TableProvider>, LibraryError> {
         let files = table_files(&PathBuf::from(self.location(table)), "parquet")?;
         let mut fields = wanted.fields().clone();
-        let mut batches = Vec::new();
+        let mut bytes = 0u64;
         for f in &files {
             let file = std::fs::File::open(f).map_err(|e| LibraryError::io(f, e))?;
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-                .and_then(|b| b.build())
+            bytes += file.metadata().map_err(|e| LibraryError::io(f, e))?.len();
+            let builder = ParquetRecordBatchReaderBuilder::try_new(file)
                 .map_err(|e| LibraryError::Usage(format!("{}: {e}", f.display())))?;
-            fields = merge_fields(reader.schema().fields(), &fields);
-            for b in reader {
-                batches.push(b.map_err(|e| LibraryError::Usage(format!("{}: {e}", f.display())))?);
-            }
+            fields = merge_fields(builder.schema().fields(), &fields);
         }
         let schema: SchemaRef = Arc::new(Schema::new(fields));
-        let batches = batches
-            .iter()
-            .map(|b| conform_batch(b, &schema))
-            .collect::<Result<Vec<RecordBatch>, _>>()
-            .map_err(|e| LibraryError::table(table, e))?;
+        let files = Arc::new(files);
+        if bytes > held_budget(ctx) as u64 {
+            // One partition per file, so DataFusion reads several at once.
+            let partitions = (0..files.len())
+                .map(|i| {
+                    Arc::new(ParquetFileStream {
+                        files: Arc::clone(&files),
+                        index: i,
+                        schema: Arc::clone(&schema),
+                    }) as Arc<dyn PartitionStream>
+                })
+                .collect();
+            let t = StreamingTable::try_new(Arc::clone(&schema), partitions)
+                .map_err(|e| LibraryError::table(table, e))?;
+            return Ok(Arc::new(t));
+        }
+        let mut batches = Vec::new();
+        for f in files.iter() {
+            for b in parquet_batches(f, &schema)? {
+                batches.push(b?);
+            }
+        }
         Ok(Arc::new(
             MemTable::try_new(schema, vec![batches]).map_err(|e| LibraryError::table(table, e))?,
         ))
@@ -482,6 +505,51 @@ impl Lake {
 
 /// The most bytes of one table the ndjson and Parquet layouts hold in memory: a quarter of
 /// the session's memory limit (held tables are outside the engine's accounting).
+/// The batches of one Parquet file, each conformed to `schema`.
+fn parquet_batches(
+    file: &Path,
+    schema: &SchemaRef,
+) -> Result<impl Iterator<Item = Result<RecordBatch, LibraryError>> + use<>, LibraryError> {
+    let name = file.display().to_string();
+    let f = std::fs::File::open(file).map_err(|e| LibraryError::io(file, e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+        .and_then(|b| b.build())
+        .map_err(|e| LibraryError::Usage(format!("{name}: {e}")))?;
+    let schema = Arc::clone(schema);
+    Ok(reader.map(move |b| {
+        let b = b.map_err(|e| LibraryError::Usage(format!("{name}: {e}")))?;
+        conform_batch(&b, &schema).map_err(|e| LibraryError::Usage(format!("{name}: {e}")))
+    }))
+}
+
+/// One Parquet file of a streamed Parquet-layout table: a partition that reads it again
+/// each time a query scans the table.
+#[derive(Debug)]
+struct ParquetFileStream {
+    files: Arc<Vec<PathBuf>>,
+    index: usize,
+    schema: SchemaRef,
+}
+
+impl PartitionStream for ParquetFileStream {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let to_df = |e: LibraryError| DataFusionError::External(Box::new(e));
+        let batches: Box<dyn Iterator<Item = _> + Send> =
+            match parquet_batches(&self.files[self.index], &self.schema) {
+                Ok(it) => Box::new(it.map(move |b| b.map_err(to_df))),
+                Err(e) => Box::new(std::iter::once(Err(to_df(e)))),
+            };
+        Box::pin(RecordBatchStreamAdapter::new(
+            Arc::clone(&self.schema),
+            futures_util::stream::iter(batches),
+        ))
+    }
+}
+
 fn held_budget(ctx: &SessionContext) -> usize {
     match ctx.runtime_env().memory_pool.memory_limit() {
         MemoryLimit::Finite(limit) => limit / 4,

@@ -1,5 +1,5 @@
 //! The core and discovery studies built on the ETL's output of the Synthea sample, in Delta
-//! Lake and in the ndjson layout, and what an export may hold.
+//! Lake and in the ndjson and Parquet layouts, and what an export may hold.
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use stratus_etl::pipeline::{EtlOptions, EtlProgress, run};
 use stratus_lake::DeltaSink;
 use stratus_lake::deltalake::arrow::array::{Array, RecordBatch};
+use stratus_lake::deltalake::arrow::datatypes::{DataType, Field, Schema};
 use stratus_lake::deltalake::arrow::util::display::array_value_to_string;
+use stratus_lake::deltalake::datafusion::catalog::streaming::StreamingTable;
 use stratus_library::{BuildOptions, build, export};
 
 fn synthea() -> PathBuf {
@@ -18,7 +20,8 @@ fn synthea() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/synthea-r4-100")
 }
 
-/// The ETL of the Synthea sample into `out` (`deltalake` or `ndjson`).
+/// The ETL of the Synthea sample into `out` (`deltalake`, `ndjson` or `parquet`; Parquet in
+/// small batches, so that a table has several files, each with its own schema).
 fn etl(dir: &Path, format: &str) -> PathBuf {
     let out = dir.join(format!("lake-{format}"));
     let phi = dir.join("phi");
@@ -34,7 +37,7 @@ fn etl(dir: &Path, format: &str) -> PathBuf {
         phi,
         tasks: vec![],
         exclude: vec![],
-        batch_size: 100_000,
+        batch_size: if format == "parquet" { 2_000 } else { 100_000 },
         export_group: Some("g".into()),
         export_timestamp: Some("2024-01-01T00:00:00Z".into()),
         errors_to: None,
@@ -46,6 +49,13 @@ fn etl(dir: &Path, format: &str) -> PathBuf {
         run(
             &opts,
             &mut stratus_lake::NdjsonSink::new(&out),
+            &EtlProgress::default(),
+        )
+        .unwrap();
+    } else if format == "parquet" {
+        run(
+            &opts,
+            &mut stratus_lake::ParquetSink::new(&out),
             &EtlProgress::default(),
         )
         .unwrap();
@@ -77,25 +87,30 @@ fn query(lake: &Path, tables: &[&str], sql: &str) -> Vec<String> {
             l.register_study_table(&ctx, t).await.unwrap();
         }
         let batches: Vec<RecordBatch> = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-        let mut out = Vec::new();
-        for b in &batches {
-            for r in 0..b.num_rows() {
-                let cols: Vec<String> = b
-                    .columns()
-                    .iter()
-                    .map(|c| {
-                        if c.is_null(r) {
-                            "NULL".into()
-                        } else {
-                            array_value_to_string(c, r).unwrap()
-                        }
-                    })
-                    .collect();
-                out.push(cols.join("|"));
-            }
-        }
-        out
+        rows(&batches)
     })
+}
+
+/// Each row of `batches` as its columns' text joined with `|`.
+fn rows(batches: &[RecordBatch]) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in batches {
+        for r in 0..b.num_rows() {
+            let cols: Vec<String> = b
+                .columns()
+                .iter()
+                .map(|c| {
+                    if c.is_null(r) {
+                        "NULL".into()
+                    } else {
+                        array_value_to_string(c, r).unwrap()
+                    }
+                })
+                .collect();
+            out.push(cols.join("|"));
+        }
+    }
+    out
 }
 
 #[test]
@@ -265,6 +280,57 @@ fn the_ndjson_layout_builds_too_and_a_missing_table_reads_as_empty() {
         assert!(!a.is_empty(), "{t}");
         assert!(a == b, "{t} differs when streamed");
     }
+}
+
+#[test]
+fn the_parquet_layout_builds_and_large_tables_stream_file_by_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = etl(dir.path(), "parquet");
+    let files = std::fs::read_dir(lake.join("observation")).unwrap().count();
+    assert!(files > 1, "observation should span several files");
+    let summaries = build(&options(&lake, &["core"]), |_, _, _| {}).unwrap();
+    let get = |t: &str| {
+        summaries[0]
+            .tables
+            .iter()
+            .find(|(n, _)| n == t)
+            .map(|(_, n)| *n)
+    };
+    assert_eq!(get("core__patient"), Some(100));
+    assert!(get("core__observation").unwrap_or(0) > 0);
+
+    // The same table read held (the default limit) and streamed (a limit a quarter of which
+    // is smaller than its files): the same rows, every column, across files whose schemas
+    // differ.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let read = |limit: usize| {
+        rt.block_on(async {
+            let l = stratus_library::Lake::open(lake.to_str().unwrap()).unwrap();
+            let ctx = stratus_library::build::session_with_limit(limit);
+            let wanted = Schema::new(vec![Field::new("id", DataType::Utf8, true)]);
+            l.register(&ctx, "observation", &wanted, true)
+                .await
+                .unwrap();
+            let provider = ctx.table_provider("observation").await.unwrap();
+            let streamed = provider.is::<StreamingTable>();
+            let batches: Vec<RecordBatch> = ctx
+                .sql("SELECT * FROM observation")
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            let mut rows = rows(&batches);
+            rows.sort();
+            (streamed, rows)
+        })
+    };
+    let (streamed, held) = read(1 << 30);
+    assert!(!streamed);
+    let (streamed, small) = read(1 << 20);
+    assert!(streamed);
+    assert!(!held.is_empty());
+    assert!(held == small, "observation differs when streamed");
 }
 
 #[test]
