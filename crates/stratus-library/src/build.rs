@@ -449,13 +449,18 @@ async fn largest_source(ctx: &SessionContext, tables: &[(&String, Option<usize>)
 
 /// Switches `ctx` from hash joins, which hold a whole side in memory and cannot spill, to
 /// sort-merge joins, whose sorts and buffers spill past the memory limit.
+///
+/// Round-robin repartitioning goes too: with two input partitions spilling into it at
+/// once, DataFusion 55's repartition spill pool can park every thread for good
+/// (apache/datafusion#24883), and a merge-join plan needs only the hash repartitioning on
+/// its keys. (One partition would avoid it entirely, but DataFusion plans sort-merge joins
+/// only with more than one.)
 fn merge_joins(ctx: &SessionContext) {
-    ctx.state_ref()
-        .write()
-        .config_mut()
-        .options_mut()
-        .optimizer
-        .prefer_hash_join = false;
+    let state = ctx.state_ref();
+    let mut state = state.write();
+    let options = state.config_mut().options_mut();
+    options.optimizer.prefer_hash_join = false;
+    options.optimizer.enable_round_robin_repartition = false;
 }
 
 fn hash_joins(ctx: &SessionContext) -> bool {
