@@ -310,14 +310,13 @@ impl Lake {
             fields = merge_fields(builder.schema().fields(), &fields);
         }
         let schema: SchemaRef = Arc::new(Schema::new(fields));
-        let files = Arc::new(files);
         if bytes > held_budget(ctx) as u64 {
             // One partition per file, so DataFusion reads several at once.
-            let partitions = (0..files.len())
-                .map(|i| {
+            let partitions = files
+                .into_iter()
+                .map(|file| {
                     Arc::new(ParquetFileStream {
-                        files: Arc::clone(&files),
-                        index: i,
+                        file,
                         schema: Arc::clone(&schema),
                     }) as Arc<dyn PartitionStream>
                 })
@@ -327,7 +326,7 @@ impl Lake {
             return Ok(Arc::new(t));
         }
         let mut batches = Vec::new();
-        for f in files.iter() {
+        for f in &files {
             for b in parquet_batches(f, &schema)? {
                 batches.push(b?);
             }
@@ -503,8 +502,6 @@ impl Lake {
     }
 }
 
-/// The most bytes of one table the ndjson and Parquet layouts hold in memory: a quarter of
-/// the session's memory limit (held tables are outside the engine's accounting).
 /// The batches of one Parquet file, each conformed to `schema`.
 fn parquet_batches(
     file: &Path,
@@ -526,8 +523,7 @@ fn parquet_batches(
 /// each time a query scans the table.
 #[derive(Debug)]
 struct ParquetFileStream {
-    files: Arc<Vec<PathBuf>>,
-    index: usize,
+    file: PathBuf,
     schema: SchemaRef,
 }
 
@@ -539,7 +535,7 @@ impl PartitionStream for ParquetFileStream {
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let to_df = |e: LibraryError| DataFusionError::External(Box::new(e));
         let batches: Box<dyn Iterator<Item = _> + Send> =
-            match parquet_batches(&self.files[self.index], &self.schema) {
+            match parquet_batches(&self.file, &self.schema) {
                 Ok(it) => Box::new(it.map(move |b| b.map_err(to_df))),
                 Err(e) => Box::new(std::iter::once(Err(to_df(e)))),
             };
@@ -550,6 +546,8 @@ impl PartitionStream for ParquetFileStream {
     }
 }
 
+/// The most bytes of one table the ndjson and Parquet layouts hold in memory: a quarter of
+/// the session's memory limit (held tables are outside the engine's accounting).
 fn held_budget(ctx: &SessionContext) -> usize {
     match ctx.runtime_env().memory_pool.memory_limit() {
         MemoryLimit::Finite(limit) => limit / 4,
