@@ -3,10 +3,11 @@
 //! `CREATE TABLE <prefix>__<name> AS SELECT …` is written to the lake and can be read by
 //! the statements after it. A `counts` action makes one CUBE table per workflow entry.
 
+use std::future::Future;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use stratus_fhir::sonic_rs;
 use stratus_lake::deltalake::arrow::datatypes::Schema;
@@ -24,6 +25,7 @@ use stratus_lake::schema::Presence;
 
 use crate::counts::{MIN_COUNT, Workflow};
 use crate::lake::{Lake, completion_columns, strings};
+use crate::stall::{self, STALL_TIMEOUT};
 use crate::study::Study;
 use crate::{LibraryError, udf};
 
@@ -45,6 +47,10 @@ pub struct BuildOptions {
     /// Sort-merge joins (true) or hash joins (false); `None` picks by the largest source's
     /// rows against the memory limit (see [`HASH_JOIN_BYTES_PER_ROW`]).
     pub merge_joins: Option<bool>,
+    /// How long a table's query may use no CPU before it is taken to have stalled (default
+    /// [`STALL_TIMEOUT`]; zero never gives up). A stalled table is tried once more, then
+    /// the build fails naming it, where it would otherwise wait forever (see [`crate::stall`]).
+    pub stall_timeout: Option<Duration>,
 }
 
 /// The most spilled runs one merge reads at once (more are merged in several passes).
@@ -243,13 +249,16 @@ async fn run_actions(
 ) -> Result<Vec<(String, usize)>, LibraryError> {
     let mut tables = Vec::new();
     let min_count = opts.min_count.unwrap_or(MIN_COUNT);
+    let stall = opts.stall_timeout.unwrap_or(STALL_TIMEOUT);
     for action in &study.actions {
         match action.kind.as_str() {
             "build" => {
                 for file in &action.files {
                     let sql = study.read(file)?;
                     for stmt in statements(&sql) {
-                        if let Some((name, rows)) = run(lake, ctx, study, file, &stmt).await? {
+                        if let Some((name, rows)) =
+                            run(lake, ctx, study, file, &stmt, stall).await?
+                        {
                             on_table(&study.prefix, &name, rows);
                             tables.push((name, rows));
                         }
@@ -260,7 +269,9 @@ async fn run_actions(
                 for file in &action.files {
                     for t in study.codes.get(file).into_iter().flatten() {
                         for stmt in t.sql(&study.table_name(&t.name))? {
-                            if let Some((name, rows)) = run(lake, ctx, study, file, &stmt).await? {
+                            if let Some((name, rows)) =
+                                run(lake, ctx, study, file, &stmt, stall).await?
+                            {
                                 on_table(&study.prefix, &name, rows);
                                 tables.push((name, rows));
                             }
@@ -274,7 +285,9 @@ async fn run_actions(
                         continue;
                     };
                     for stmt in f.sql(&study.table_name(&f.table)) {
-                        if let Some((name, rows)) = run(lake, ctx, study, file, &stmt).await? {
+                        if let Some((name, rows)) =
+                            run(lake, ctx, study, file, &stmt, stall).await?
+                        {
                             on_table(&study.prefix, &name, rows);
                             tables.push((name, rows));
                         }
@@ -287,13 +300,20 @@ async fn run_actions(
                     for (name, t) in &w.tables {
                         let name = study.table_name(name);
                         let q = crate::counts::query(t, min_count);
-                        let cells = crate::cube::powerset(ctx, &q.input, q.ids).await.map_err(
-                            |message| LibraryError::Statement {
-                                study: study.prefix.clone(),
-                                file: file.clone(),
-                                message: format!("{name}: {message}"),
+                        let cells = guarded(
+                            async {
+                                crate::cube::powerset(ctx, &q.input, q.ids).await.map_err(
+                                    |message| LibraryError::Statement {
+                                        study: study.prefix.clone(),
+                                        file: file.clone(),
+                                        message: format!("{name}: {message}"),
+                                    },
+                                )
                             },
-                        )?;
+                            stall,
+                            &name,
+                        )
+                        .await?;
                         let held = cells.is_some();
                         let select = match cells {
                             Some(table) => {
@@ -304,7 +324,7 @@ async fn run_actions(
                             None => q.inline(),
                         };
                         let stmt = format!("CREATE TABLE {name} AS {select}");
-                        let built = run(lake, ctx, study, file, &stmt).await;
+                        let built = run(lake, ctx, study, file, &stmt, stall).await;
                         if held {
                             let _ = ctx.deregister_table(COUNT_CELLS);
                         }
@@ -483,6 +503,7 @@ async fn run(
     study: &Study,
     file: &str,
     stmt: &str,
+    stall: Duration,
 ) -> Result<Option<(String, usize)>, LibraryError> {
     let fail = |message: String| LibraryError::Statement {
         study: study.prefix.clone(),
@@ -510,12 +531,23 @@ async fn run(
             )));
         }
         let input = c.input.as_ref().clone();
+        let mut stalled = false;
         let rows = loop {
             // Athena lower-cases every column name; so do the study's tables.
             let df = DataFrame::new(ctx.state(), input.clone());
             let df = lower_case_columns(df).map_err(|e| fail(format!("{name}: {e}")))?;
-            match lake.store_table(ctx, &name, df).await {
+            match guarded(lake.store_table(ctx, &name, df), stall, &name).await {
                 Ok(rows) => break rows,
+                // The engine's deadlock is a race between its tasks: a second run of the
+                // same query rarely meets it again. (A rebuild overwrites the table.)
+                Err(LibraryError::Stalled { seconds, .. }) if !stalled => {
+                    tracing::warn!(
+                        table = name.as_str(),
+                        seconds,
+                        "no progress (no CPU used); cancelled and started again"
+                    );
+                    stalled = true;
+                }
                 // A hash join that did not fit: the rest of the build merges instead.
                 Err(LibraryError::Table { message, .. })
                     if message.contains("Resources exhausted") && hash_joins(ctx) =>
@@ -542,8 +574,31 @@ async fn run(
         .execute_logical_plan(plan)
         .await
         .map_err(|e| fail(e.to_string()))?;
-    df.collect().await.map_err(|e| fail(e.to_string()))?;
+    let what = first_line(stmt);
+    guarded(
+        async { df.collect().await.map_err(|e| fail(e.to_string())) },
+        stall,
+        &what,
+    )
+    .await?;
     Ok(None)
+}
+
+/// Runs `work` under the stall guard: if the process uses no CPU for `stall` (zero: no
+/// guard) while it runs, it is cancelled and the answer is [`LibraryError::Stalled`] for
+/// `table`.
+async fn guarded<T>(
+    work: impl Future<Output = Result<T, LibraryError>>,
+    stall: Duration,
+    table: &str,
+) -> Result<T, LibraryError> {
+    match stall::guard(work, Some(stall), stall::MIN_CPU, stall::cpu_time).await {
+        Ok(out) => out,
+        Err(s) => Err(LibraryError::Stalled {
+            table: table.to_owned(),
+            seconds: s.seconds,
+        }),
+    }
 }
 
 fn lower_case_columns(

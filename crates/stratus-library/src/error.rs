@@ -15,6 +15,14 @@ pub enum LibraryError {
     Manifest { path: PathBuf, message: String },
     #[error("table {table}: {message}")]
     Table { table: String, message: String },
+    /// The query engine parked for good (see `crate::stall`); a table's query that does
+    /// is started over once before this is the answer.
+    #[error(
+        "table {table}: no progress for {seconds} s (the SQL engine used no CPU), a known \
+         DataFusion deadlock under a memory limit (apache/datafusion#24883); build again, \
+         with a larger --memory-limit if it recurs"
+    )]
+    Stalled { table: String, seconds: u64 },
     #[error("{study}/{file}: {message}")]
     Statement {
         study: String,

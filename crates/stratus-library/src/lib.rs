@@ -24,6 +24,8 @@ pub mod export;
 pub mod lake;
 /// A self-contained HTML page of a study's counts, with charts.
 pub mod report;
+/// A guard for a query that stops making progress (the engine's known deadlock).
+pub mod stall;
 /// Study manifests, built-in and from folders.
 pub mod study;
 /// SQL functions with the Athena semantics the studies expect (FHIR dates, ages).

@@ -11,7 +11,7 @@ use stratus_lake::deltalake::arrow::array::{Array, RecordBatch};
 use stratus_lake::deltalake::arrow::datatypes::{DataType, Field, Schema};
 use stratus_lake::deltalake::arrow::util::display::array_value_to_string;
 use stratus_lake::deltalake::datafusion::catalog::streaming::StreamingTable;
-use stratus_library::{BuildOptions, build, export};
+use stratus_library::{BuildOptions, LibraryError, build, export};
 
 fn synthea() -> PathBuf {
     if let Ok(p) = std::env::var("STRATUS_SYNTHEA_DIR") {
@@ -74,6 +74,7 @@ fn options(lake: &Path, targets: &[&str]) -> BuildOptions {
         min_count: None,
         memory_limit: None,
         merge_joins: None,
+        stall_timeout: None,
     }
 }
 
@@ -375,6 +376,38 @@ fn builds_are_logged_in_the_protected_lib_tables() {
     stratus_library::build::clean(lake.to_str().unwrap(), "core", &[]).unwrap();
     assert!(lake.join("core__lib_transactions").is_dir());
     assert!(!lake.join("core__patient").exists());
+}
+
+#[test]
+fn a_table_whose_query_uses_no_cpu_for_the_stall_timeout_fails_the_build_naming_it() {
+    // DataFusion's deadlock cannot be produced on demand; a timeout far shorter than any
+    // query (each uses far less than the guard's second of CPU in a millisecond) makes
+    // every query look parked, which goes through the same cancel, retry and failure.
+    let dir = tempfile::tempdir().unwrap();
+    let lake = etl(dir.path(), "ndjson");
+    let mut opts = options(&lake, &["core"]);
+    opts.stall_timeout = Some(std::time::Duration::from_millis(1));
+    let err = build(&opts, |_, _, _| {}).unwrap_err();
+    let LibraryError::Stalled { table, .. } = &err else {
+        panic!("not a stall: {err}")
+    };
+    assert!(table.starts_with("core__"), "{table}");
+    let message = err.to_string();
+    assert!(
+        message.contains("no progress") && message.contains("apache/datafusion#24883"),
+        "{message}"
+    );
+    let log = query(
+        &lake,
+        &["core__lib_transactions"],
+        "SELECT status, message FROM core__lib_transactions ORDER BY event_time, status DESC",
+    );
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log[0], "started|NULL");
+    assert_eq!(log[1], format!("error|{message}"));
+    // Zero turns the guard off: the same lake builds.
+    opts.stall_timeout = Some(std::time::Duration::ZERO);
+    build(&opts, |_, _, _| {}).unwrap();
 }
 
 #[test]

@@ -216,6 +216,7 @@ pub fn run(args: &DemoArgs, quiet: bool) -> anyhow::Result<Outcome> {
             min_count: None,
             memory_limit: None,
             merge_joins: None,
+            stall_timeout: None,
         },
         |_, _, _| {},
     )?;

@@ -125,6 +125,11 @@ pub struct BuildArgs {
     /// join in memory under this limit, joins sort and merge instead of hashing.
     #[arg(long, default_value = "4G", value_name = "SIZE", value_parser = crate::cli::parse_size)]
     pub memory_limit: usize,
+    /// Give up on a table whose query uses no CPU for this many seconds (0: never). Under
+    /// a memory limit the SQL engine can, rarely, park for good (a known DataFusion
+    /// deadlock); such a table is started over once, then the build fails naming it.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub stall_timeout: u64,
     #[command(flatten)]
     pub dirs: StudyDirs,
 }
@@ -190,6 +195,7 @@ fn build(a: &BuildArgs, quiet: bool) -> anyhow::Result<Outcome> {
         min_count: Some(a.min_count),
         memory_limit: Some(a.memory_limit),
         merge_joins: None,
+        stall_timeout: Some(std::time::Duration::from_secs(a.stall_timeout)),
     };
     let start = Instant::now();
     let summaries = {
