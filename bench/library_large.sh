@@ -65,6 +65,11 @@ if [ "$WHICH" != stratus ]; then
     [ -d "$W/lake" ] || etl "$W/lake" --output-format ndjson
     mkdir -p "$W/cl"
     rm -f "$W/cl/x.db" "$W/cl/x.db.wal"
+    # One query at a time: with its default of 20 at once, cumulus-library 6.3.7 hung for
+    # good at 100,000 patients as soon as its code detection was done (every thread parked
+    # in DuckDB or registering its Arrow datasets on a cursor, no CPU used for 10 minutes;
+    # an earlier run had stalled at the same point). DuckDB still runs each query on every
+    # core.
     timed "cumulus-library (DuckDB, ndjson)" bash -c "cd '$W/cl' && '$CLIB' build --db-type duckdb \
-        --database x.db --load-ndjson-dir ../lake --target core"
+        --database x.db --load-ndjson-dir ../lake --target core --max-concurrent 1"
 fi
