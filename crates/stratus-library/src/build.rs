@@ -592,7 +592,7 @@ async fn guarded<T>(
     stall: Duration,
     table: &str,
 ) -> Result<T, LibraryError> {
-    match stall::guard(work, Some(stall), stall::MIN_CPU, stall::cpu_time).await {
+    match stall::guard(work, stall, stall::cpu_time).await {
         Ok(out) => out,
         Err(s) => Err(LibraryError::Stalled {
             table: table.to_owned(),

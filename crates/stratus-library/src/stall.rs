@@ -41,17 +41,16 @@ pub fn cpu_time() -> Option<Duration> {
     ))
 }
 
-/// Runs `work` to its end, unless the process uses less than `min_cpu` of CPU (read by
+/// Runs `work` to its end, unless the process uses less than [`MIN_CPU`] of CPU (read by
 /// `cpu`) for `timeout` while it runs: then `work` is dropped, which cancels a DataFusion
-/// query and its tasks, and the answer is [`Stalled`]. With no timeout, or no CPU clock,
-/// `work` simply runs.
+/// query and its tasks, and the answer is [`Stalled`]. With a zero timeout, or no CPU
+/// clock, `work` simply runs.
 pub async fn guard<F: Future>(
     work: F,
-    timeout: Option<Duration>,
-    min_cpu: Duration,
+    timeout: Duration,
     cpu: impl Fn() -> Option<Duration>,
 ) -> Result<F::Output, Stalled> {
-    let (Some(timeout), Some(mut seen)) = (timeout.filter(|t| !t.is_zero()), cpu()) else {
+    let Some(mut seen) = cpu().filter(|_| !timeout.is_zero()) else {
         return Ok(work.await);
     };
     let mut since = Instant::now();
@@ -63,7 +62,7 @@ pub async fn guard<F: Future>(
             out = &mut work => return Ok(out),
             _ = ticks.tick() => {
                 let now = cpu().unwrap_or(seen);
-                if now.saturating_sub(seen) >= min_cpu {
+                if now.saturating_sub(seen) >= MIN_CPU {
                     seen = now;
                     since = Instant::now();
                 } else if since.elapsed() >= timeout {
@@ -80,12 +79,12 @@ mod tests {
 
     use super::*;
 
-    const SHORT: Option<Duration> = Some(Duration::from_millis(100));
+    const SHORT: Duration = Duration::from_millis(100);
 
     #[tokio::test]
     async fn a_query_that_never_ends_and_uses_no_cpu_is_given_up() {
         let started = std::time::Instant::now();
-        let out = guard(std::future::pending::<()>(), SHORT, MIN_CPU, || {
+        let out = guard(std::future::pending::<()>(), SHORT, || {
             Some(Duration::from_secs(7))
         })
         .await;
@@ -104,7 +103,7 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(500)).await;
             42
         };
-        assert_eq!(guard(work, SHORT, MIN_CPU, cpu).await, Ok(42));
+        assert_eq!(guard(work, SHORT, cpu).await, Ok(42));
     }
 
     #[tokio::test]
@@ -113,17 +112,14 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(300)).await;
             1
         };
-        assert_eq!(guard(work, SHORT, MIN_CPU, || None).await, Ok(1));
+        assert_eq!(guard(work, SHORT, || None).await, Ok(1));
         let work = async {
             tokio::time::sleep(Duration::from_millis(300)).await;
             2
         };
         let still = || Some(Duration::ZERO);
-        assert_eq!(guard(work, None, MIN_CPU, still).await, Ok(2));
-        assert_eq!(
-            guard(async { 3 }, Some(Duration::ZERO), MIN_CPU, still).await,
-            Ok(3)
-        );
+        assert_eq!(guard(work, Duration::ZERO, still).await, Ok(2));
+        assert_eq!(guard(async { 3 }, Duration::ZERO, still).await, Ok(3));
     }
 
     #[cfg(target_os = "linux")]
