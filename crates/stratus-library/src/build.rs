@@ -27,7 +27,7 @@ use crate::counts::{MIN_COUNT, Workflow};
 use crate::lake::{Lake, completion_columns, strings};
 use crate::stall::{self, STALL_TIMEOUT};
 use crate::study::Study;
-use crate::{LibraryError, udf};
+use crate::{LibraryError, lists, udf};
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -171,6 +171,7 @@ pub fn session_with_limit(limit: usize) -> SessionContext {
         .build();
     let ctx = SessionContext::new_with_state(state);
     udf::register(&ctx);
+    lists::register(&ctx);
     ctx
 }
 
@@ -300,6 +301,7 @@ async fn run_actions(
                     for (name, t) in &w.tables {
                         let name = study.table_name(name);
                         let q = crate::counts::query(t, min_count);
+                        let started = Instant::now();
                         let cells = guarded(
                             async {
                                 crate::cube::powerset(ctx, &q.input, q.ids).await.map_err(
@@ -314,6 +316,11 @@ async fn run_actions(
                             &name,
                         )
                         .await?;
+                        tracing::info!(
+                            table = name.as_str(),
+                            ms = started.elapsed().as_millis() as u64,
+                            "cells counted"
+                        );
                         let held = cells.is_some();
                         let select = match cells {
                             Some(table) => {

@@ -183,11 +183,32 @@ impl CodeTable {
              c['display'] AS display, c['userSelected'] AS \"userSelected\"{tail} FROM codings)"
         ));
         let cols = format!("{lead}, code, system, display, \"userSelected\"{tail}");
+        // One field with its codings, the common case: each resource's distinct codings in
+        // one pass (src/lists.rs), not unnested step by step and then made distinct over
+        // every row of the table (a hash of 16 million rows for observation categories).
+        let simple = segs.len() == 1
+            && self.extra.is_empty()
+            && self
+                .index
+                .as_ref()
+                .is_none_or(|names| names.iter().map(String::as_str).eq(["row"]));
+        let select = if simple {
+            let row = if segs[0].list {
+                ", x['row'] AS \"row\""
+            } else {
+                ""
+            };
+            format!(
+                "SELECT id{row}, x['code'] AS code, x['system'] AS system, \
+                 x['display'] AS display, x['userSelected'] AS \"userSelected\" \
+                 FROM (SELECT id, unnest(coding_rows(\"{}\")) AS x FROM {})",
+                segs[0].name, self.source
+            )
+        } else {
+            format!("WITH {} SELECT {cols} FROM flat", ctes.join(", "))
+        };
         if self.priority.is_empty() {
-            return Ok(vec![format!(
-                "CREATE TABLE {table} AS WITH {} SELECT {cols} FROM flat",
-                ctes.join(", ")
-            )]);
+            return Ok(vec![format!("CREATE TABLE {table} AS {select}")]);
         }
         // With priorities, three statements: the codings and the rank of each distinct
         // system are stored as working tables first, then joined on the system, so each
@@ -206,10 +227,7 @@ impl CodeTable {
         // Stored tables have lower-case columns.
         let stored = cols.to_lowercase();
         Ok(vec![
-            format!(
-                "CREATE TABLE {codings} AS WITH {} SELECT {cols} FROM flat",
-                ctes.join(", ")
-            ),
+            format!("CREATE TABLE {codings} AS {select}"),
             format!(
                 "CREATE TABLE {systems} AS SELECT system, priority FROM (\
                  SELECT system, CASE{arms} END AS priority \

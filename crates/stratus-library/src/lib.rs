@@ -22,6 +22,9 @@ pub mod error;
 pub mod export;
 /// The lake: which tables it holds, reading them into DataFusion, storing results.
 pub mod lake;
+/// SQL functions on a row's own lists (codings, references, their combinations): flat
+/// tables in one pass instead of joins back by id.
+pub mod lists;
 /// A self-contained HTML page of a study's counts, with charts.
 pub mod report;
 /// A guard for a query that stops making progress (the engine's known deadlock).

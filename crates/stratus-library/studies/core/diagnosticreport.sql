@@ -1,6 +1,8 @@
 -- Diagnostic reports: category, code and conclusion codings; the effective time or period
 -- and when it was issued; whether a presented form holds text.
 
+-- One pass over each report's own codings and references (stratus-library src/lists.rs):
+-- the rows cumulus-library's joins to the code tables and SELECT DISTINCT give.
 CREATE TABLE core__diagnosticreport AS
 WITH base AS (
     SELECT d.id, d.status,
@@ -11,34 +13,27 @@ WITH base AS (
         fhir_date(d."effectivePeriod"['end']) AS end_day,
         fhir_timestamp(d.issued) AS issued, fhir_date(d.issued) AS issued_day,
         d.subject['reference'] AS subject_ref, d.encounter['reference'] AS encounter_ref,
-        d.performer, d.specimen, d.result, d."presentedForm" AS forms
+        has_text(d."presentedForm", '') AS aux_has_text,
+        combinations(codings(d.category, 'code,system,display'),
+            codings(d.code, 'code,system,display'),
+            codings(d."conclusionCode", 'code,system,display'),
+            list_texts(d.performer, 'reference'), list_texts(d.specimen, 'reference'),
+            list_texts(d.result, 'reference')) AS picks
     FROM diagnosticreport AS d
     WHERE d.status IS NULL OR d.status <> 'entered-in-error'
 ),
-forms AS (SELECT id, unnest(forms) AS a FROM base),
-marks AS (SELECT id, unnest(a['_data']['extension']) AS x FROM forms
-    WHERE a['contentType'] IN ('text/plain', 'text/html', 'application/xhtml+xml')),
-texts AS (
-    SELECT id, bool_or(has) AS has_text
-    FROM (
-        SELECT id, a['data'] IS NOT NULL
-            AND a['contentType'] IN ('text/plain', 'text/html', 'application/xhtml+xml') AS has
-        FROM forms
-        UNION ALL
-        SELECT id, x['valueCode'] = 'masked'
-            AND x['url'] = 'http://hl7.org/fhir/StructureDefinition/data-absent-reason' AS has
-        FROM marks
-    )
-    GROUP BY id
-),
-performers AS (SELECT id, unnest(performer) AS r FROM base),
-specimens AS (SELECT id, unnest(specimen) AS r FROM base),
-results AS (SELECT id, unnest(result) AS r FROM base)
-SELECT DISTINCT
+flat AS (
+    SELECT id, status, effective, effective_day, period_start, period_end, start_day, end_day,
+        issued, issued_day, subject_ref, encounter_ref, aux_has_text, unnest(picks) AS x
+    FROM base
+)
+SELECT
     b.id,
     b.status,
-    cat.code AS category_code, cat.system AS category_system, cat.display AS category_display,
-    cc.code AS code_code, cc.system AS code_system, cc.display AS code_display,
+    b.x['c1']['code'] AS category_code, b.x['c1']['system'] AS category_system,
+    b.x['c1']['display'] AS category_display,
+    b.x['c2']['code'] AS code_code, b.x['c2']['system'] AS code_system,
+    b.x['c2']['display'] AS code_display,
     b.effective AS "effectiveDateTime",
     b.effective_day AS "effectiveDateTime_day",
     CAST(date_trunc('week', b.effective_day) AS DATE) AS "effectiveDateTime_week",
@@ -59,20 +54,13 @@ SELECT DISTINCT
     CAST(date_trunc('week', b.issued_day) AS DATE) AS "issued_week",
     CAST(date_trunc('month', b.issued_day) AS DATE) AS "issued_month",
     CAST(date_trunc('year', b.issued_day) AS DATE) AS "issued_year",
-    cl.code AS "conclusionCode_code", cl.system AS "conclusionCode_system",
-    cl.display AS "conclusionCode_display",
-    coalesce(texts.has_text, false) AS aux_has_text,
+    b.x['c3']['code'] AS "conclusionCode_code", b.x['c3']['system'] AS "conclusionCode_system",
+    b.x['c3']['display'] AS "conclusionCode_display",
+    b.aux_has_text,
     concat('DiagnosticReport/', b.id) AS diagnosticreport_ref,
     b.subject_ref,
     b.encounter_ref,
-    performers.r['reference'] AS performer_ref,
-    specimens.r['reference'] AS specimen_ref,
-    results.r['reference'] AS result_ref
-FROM base AS b
-LEFT JOIN core__diagnosticreport_dn_category AS cat ON cat.id = b.id
-LEFT JOIN core__diagnosticreport_dn_code AS cc ON cc.id = b.id
-LEFT JOIN core__diagnosticreport_dn_conclusioncode AS cl ON cl.id = b.id
-LEFT JOIN texts ON texts.id = b.id
-LEFT JOIN performers ON performers.id = b.id
-LEFT JOIN specimens ON specimens.id = b.id
-LEFT JOIN results ON results.id = b.id;
+    b.x['c4'] AS performer_ref,
+    b.x['c5'] AS specimen_ref,
+    b.x['c6'] AS result_ref
+FROM flat AS b;

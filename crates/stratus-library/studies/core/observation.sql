@@ -2,6 +2,9 @@
 -- reason (a cross product, as in cumulus-library), and the laboratory and vital-signs
 -- subsets.
 
+-- cumulus-library joins the five code tables back on id and takes the distinct rows; the
+-- same rows come from each observation's own codings (stratus-library src/lists.rs), in one
+-- pass with no join to sort.
 CREATE TABLE core__observation AS
 WITH base AS (
     SELECT o.id, o.status, fhir_timestamp(o."effectiveDateTime") AS effective,
@@ -10,41 +13,47 @@ WITH base AS (
         o."valueQuantity"['comparator'] AS q_comparator, o."valueQuantity"['unit'] AS q_unit,
         o."valueQuantity"['system'] AS q_system, o."valueQuantity"['code'] AS q_code,
         o."valueString", o.subject['reference'] AS subject_ref,
-        o.encounter['reference'] AS encounter_ref, o.specimen['reference'] AS specimen_ref
+        o.encounter['reference'] AS encounter_ref, o.specimen['reference'] AS specimen_ref,
+        combinations(codings(o.category, 'code,system'), codings(o.code, 'code,system'),
+            codings(o.interpretation, 'code,system,display'),
+            codings(o."valueCodeableConcept", 'code,system,display'),
+            codings(o."dataAbsentReason", 'code,system,display')) AS picks
     FROM observation AS o
     WHERE o.status IS NULL OR o.status <> 'entered-in-error'
+),
+flat AS (
+    SELECT id, status, effective, effective_day, q_value, q_comparator, q_unit, q_system,
+        q_code, "valueString", subject_ref, encounter_ref, specimen_ref, unnest(picks) AS x
+    FROM base
 )
-SELECT DISTINCT
+SELECT
     b.id,
-    cat.code AS category_code, cat.system AS category_system,
+    b.x['c1']['code'] AS category_code, b.x['c1']['system'] AS category_system,
     b.status,
-    cc.code AS observation_code, cc.system AS observation_system,
-    i.code AS interpretation_code, i.system AS interpretation_system, i.display AS interpretation_display,
+    b.x['c2']['code'] AS observation_code, b.x['c2']['system'] AS observation_system,
+    b.x['c3']['code'] AS interpretation_code, b.x['c3']['system'] AS interpretation_system,
+    b.x['c3']['display'] AS interpretation_display,
     b.effective AS "effectiveDateTime",
     b.effective_day AS "effectiveDateTime_day",
     CAST(date_trunc('week', b.effective_day) AS DATE) AS "effectiveDateTime_week",
     CAST(date_trunc('month', b.effective_day) AS DATE) AS "effectiveDateTime_month",
     CAST(date_trunc('year', b.effective_day) AS DATE) AS "effectiveDateTime_year",
-    v.code AS "valueCodeableConcept_code", v.system AS "valueCodeableConcept_system",
-    v.display AS "valueCodeableConcept_display",
+    b.x['c4']['code'] AS "valueCodeableConcept_code",
+    b.x['c4']['system'] AS "valueCodeableConcept_system",
+    b.x['c4']['display'] AS "valueCodeableConcept_display",
     b.q_value AS "valueQuantity_value",
     b.q_comparator AS "valueQuantity_comparator",
     b.q_unit AS "valueQuantity_unit",
     b.q_system AS "valueQuantity_system",
     b.q_code AS "valueQuantity_code",
     b."valueString",
-    dar.code AS "dataAbsentReason_code", dar.system AS "dataAbsentReason_system",
-    dar.display AS "dataAbsentReason_display",
+    b.x['c5']['code'] AS "dataAbsentReason_code", b.x['c5']['system'] AS "dataAbsentReason_system",
+    b.x['c5']['display'] AS "dataAbsentReason_display",
     b.subject_ref,
     b.encounter_ref,
     b.specimen_ref,
     concat('Observation/', b.id) AS observation_ref
-FROM base AS b
-LEFT JOIN core__observation_dn_category AS cat ON cat.id = b.id
-LEFT JOIN core__observation_dn_code AS cc ON cc.id = b.id
-LEFT JOIN core__observation_dn_interpretation AS i ON i.id = b.id
-LEFT JOIN core__observation_dn_valuecodeableconcept AS v ON v.id = b.id
-LEFT JOIN core__observation_dn_dataabsentreason AS dar ON dar.id = b.id;
+FROM flat AS b;
 
 CREATE TABLE core__observation_lab AS
 SELECT id, observation_code, observation_system, category_code, category_system,

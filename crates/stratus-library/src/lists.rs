@@ -1,0 +1,745 @@
+//! SQL functions on a row's own lists, so that a flat table is made in one pass over its
+//! resource instead of joining the code tables back to it by id.
+//!
+//! cumulus-library writes `core__observation` as the resource LEFT JOINed to five code
+//! tables on `id`, then `SELECT DISTINCT`. Every joined row comes from the same resource, so
+//! the same rows come from that resource alone: its distinct codings per field, then every
+//! combination of them, a field without codings counting once as NULLs (the LEFT JOIN's
+//! row). At 100,000 patients the joins had to sort and merge 16 million rows five times,
+//! spilling, and the DISTINCT hashed them all again; one pass has nothing to sort. The rows
+//! are the same as long as a table holds one row per id, which the ETL's Delta tables always
+//! do (it merges on id).
+//!
+//! - `codings(concept, 'code,system,display')`: the distinct codings of a CodeableConcept,
+//!   or of a list of them, as a list of `{code, system, display}`, keeping only the fields
+//!   named (the others NULL) so that codings differing elsewhere count once. A NULL coding
+//!   counts as one of NULLs, as unnesting it does.
+//! - `coding_rows(concept)`: the rows of a code table (`_dn_`) for one field: each distinct
+//!   coding of a CodeableConcept, or of a list of them with its 1-based position `row`
+//!   (NULL for a single concept), as `{row, code, system, display, userSelected}`.
+//! - `list_texts(list, 'a.b')`: the distinct text values at a path in each item of a list
+//!   (`list_texts(performer, 'reference')`); a NULL item or value counts as one NULL.
+//! - `has_text(list, 'a.b')`: whether any attachment (at a path in each item; `''` for the
+//!   item itself) is text (plain, HTML, XHTML) with its data inline or the ETL's `masked`
+//!   data-absent-reason in its place.
+//! - `combinations(l1, …, ln)`: every combination of one item from each list, as a list of
+//!   `{c1, …, cn}`; a NULL or empty list gives NULL in every combination.
+
+use std::sync::Arc;
+
+use stratus_lake::deltalake::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, StringArray, StringBuilder,
+    StructArray, UInt32Array, new_null_array,
+};
+use stratus_lake::deltalake::arrow::buffer::OffsetBuffer;
+use stratus_lake::deltalake::arrow::compute::{cast, take};
+use stratus_lake::deltalake::arrow::datatypes::{DataType, Field, Fields};
+use stratus_lake::deltalake::datafusion::common::{
+    DataFusionError, Result as DfResult, ScalarValue,
+};
+use stratus_lake::deltalake::datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use stratus_lake::deltalake::datafusion::prelude::SessionContext;
+
+/// Registers every function of this module.
+pub fn register(ctx: &SessionContext) {
+    for f in [
+        Kind::Codings,
+        Kind::CodingRows,
+        Kind::ListTexts,
+        Kind::HasText,
+        Kind::Combinations,
+    ] {
+        ctx.register_udf(ScalarUDF::new_from_impl(ListFn::new(f)));
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
+enum Kind {
+    Codings,
+    CodingRows,
+    ListTexts,
+    HasText,
+    Combinations,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ListFn {
+    kind: Kind,
+    signature: Signature,
+}
+
+impl ListFn {
+    fn new(kind: Kind) -> ListFn {
+        let signature = match kind {
+            Kind::Codings | Kind::ListTexts | Kind::HasText => {
+                Signature::any(2, Volatility::Immutable)
+            }
+            Kind::CodingRows => Signature::any(1, Volatility::Immutable),
+            Kind::Combinations => Signature::variadic_any(Volatility::Immutable),
+        };
+        ListFn { kind, signature }
+    }
+}
+
+fn error(message: String) -> DataFusionError {
+    DataFusionError::Execution(message)
+}
+
+/// `List<item>`, its items nullable.
+fn list_of(item: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new("item", item, true)))
+}
+
+const CODING_FIELDS: [&str; 3] = ["code", "system", "display"];
+
+fn coding_row_fields() -> Fields {
+    vec![
+        Field::new("row", DataType::Int64, true),
+        Field::new("code", DataType::Utf8, true),
+        Field::new("system", DataType::Utf8, true),
+        Field::new("display", DataType::Utf8, true),
+        Field::new("userSelected", DataType::Boolean, true),
+    ]
+    .into()
+}
+
+fn coding_fields() -> Fields {
+    CODING_FIELDS
+        .into_iter()
+        .map(|n| Field::new(n, DataType::Utf8, true))
+        .collect()
+}
+
+/// The item type of a list argument (`Null` for an untyped NULL: a field the data lacks).
+fn item_type(t: &DataType, name: &str) -> DfResult<DataType> {
+    match t {
+        DataType::List(f) | DataType::LargeList(f) => Ok(f.data_type().clone()),
+        DataType::Null => Ok(DataType::Null),
+        other => Err(error(format!("{name}: a list was expected, not {other}"))),
+    }
+}
+
+/// The constant text argument `i` of `name`.
+fn constant<'a>(args: &'a ScalarFunctionArgs, i: usize, name: &str) -> DfResult<&'a str> {
+    match args.args.get(i) {
+        Some(ColumnarValue::Scalar(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
+        )) => Ok(s),
+        _ => Err(error(format!(
+            "{name}: argument {} is a constant text",
+            i + 1
+        ))),
+    }
+}
+
+impl ScalarUDFImpl for ListFn {
+    fn name(&self) -> &str {
+        match self.kind {
+            Kind::Codings => "codings",
+            Kind::CodingRows => "coding_rows",
+            Kind::ListTexts => "list_texts",
+            Kind::HasText => "has_text",
+            Kind::Combinations => "combinations",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        Ok(match self.kind {
+            Kind::Codings => list_of(DataType::Struct(coding_fields())),
+            Kind::CodingRows => list_of(DataType::Struct(coding_row_fields())),
+            Kind::ListTexts => list_of(DataType::Utf8),
+            Kind::HasText => DataType::Boolean,
+            Kind::Combinations => {
+                if args.is_empty() {
+                    return Err(error("combinations: at least one list".into()));
+                }
+                let fields: Fields = args
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        Ok(Field::new(
+                            format!("c{}", i + 1),
+                            item_type(t, "combinations")?,
+                            true,
+                        ))
+                    })
+                    .collect::<DfResult<Vec<_>>>()?
+                    .into();
+                list_of(DataType::Struct(fields))
+            }
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let first = || args.args[0].to_array(args.number_rows);
+        let out = match self.kind {
+            Kind::Codings => {
+                let keep = constant(&args, 1, "codings")?;
+                let keep: Vec<bool> = CODING_FIELDS
+                    .iter()
+                    .map(|f| keep.split(',').any(|k| k.trim() == *f))
+                    .collect();
+                codings(&first()?, [keep[0], keep[1], keep[2]])?
+            }
+            Kind::CodingRows => coding_rows(&first()?)?,
+            Kind::ListTexts => list_texts(&first()?, constant(&args, 1, "list_texts")?)?,
+            Kind::HasText => has_text(&first()?, constant(&args, 1, "has_text")?)?,
+            Kind::Combinations => {
+                let lists = args
+                    .args
+                    .iter()
+                    .map(|a| a.to_array(args.number_rows))
+                    .collect::<DfResult<Vec<_>>>()?;
+                combinations(&lists)?
+            }
+        };
+        if scalar {
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
+        }
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// A text column as `Utf8`, whichever string type the reader gave (or all NULL when absent).
+fn text(column: Option<&ArrayRef>, len: usize) -> DfResult<StringArray> {
+    let a = match column {
+        Some(c) => cast(c, &DataType::Utf8)?,
+        None => new_null_array(&DataType::Utf8, len),
+    };
+    Ok(a.as_string::<i32>().clone())
+}
+
+/// Each row's item positions (`start..end`) in a list's values, and those values.
+type Items = (Vec<(usize, usize)>, ArrayRef);
+
+/// The item positions of each row of a list (or, for a plain struct column, the row
+/// itself), empty for NULL rows. `None` for an untyped NULL column.
+fn items(x: &ArrayRef, name: &str) -> DfResult<Option<Items>> {
+    let n = x.len();
+    Ok(match x.data_type() {
+        DataType::Null => None,
+        DataType::List(_) => {
+            let l = x.as_list::<i32>();
+            let o = l.value_offsets();
+            let ranges = (0..n)
+                .map(|i| {
+                    if l.is_valid(i) {
+                        (o[i] as usize, o[i + 1] as usize)
+                    } else {
+                        (0, 0)
+                    }
+                })
+                .collect();
+            Some((ranges, Arc::clone(l.values())))
+        }
+        DataType::LargeList(_) => {
+            let l = x.as_list::<i64>();
+            let o = l.value_offsets();
+            let ranges = (0..n)
+                .map(|i| {
+                    if l.is_valid(i) {
+                        (o[i] as usize, o[i + 1] as usize)
+                    } else {
+                        (0, 0)
+                    }
+                })
+                .collect();
+            Some((ranges, Arc::clone(l.values())))
+        }
+        DataType::Struct(_) => {
+            let ranges = (0..n)
+                .map(|i| if x.is_valid(i) { (i, i + 1) } else { (0, 0) })
+                .collect();
+            Some((ranges, Arc::clone(x)))
+        }
+        other => {
+            return Err(error(format!(
+                "{name}: a struct or a list of structs was expected, not {other}"
+            )));
+        }
+    })
+}
+
+/// The value at a dotted path of struct fields in each item, with whether every step there
+/// was present (a NULL struct's fields are not read). `None` when the data lacks the path.
+fn at_path(items: &ArrayRef, path: &str) -> Option<(ArrayRef, Vec<bool>)> {
+    let mut valid: Vec<bool> = (0..items.len()).map(|k| items.is_valid(k)).collect();
+    let mut here = Arc::clone(items);
+    for step in path.split('.').filter(|s| !s.is_empty()) {
+        let next = Arc::clone(here.as_struct_opt()?.column_by_name(step)?);
+        for (k, v) in valid.iter_mut().enumerate() {
+            *v = *v && next.is_valid(k);
+        }
+        here = next;
+    }
+    Some((here, valid))
+}
+
+/// Offsets of a list array from its rows' lengths.
+fn offsets(lengths: impl IntoIterator<Item = usize>) -> DfResult<OffsetBuffer<i32>> {
+    let mut out = Vec::new();
+    let mut at = 0i32;
+    out.push(at);
+    for len in lengths {
+        let len = i32::try_from(len).map_err(|_| error("a list too long".into()))?;
+        at = at
+            .checked_add(len)
+            .ok_or_else(|| error("lists too long for one batch".into()))?;
+        out.push(at);
+    }
+    Ok(OffsetBuffer::new(out.into()))
+}
+
+fn list_array(values: ArrayRef, lengths: Vec<usize>) -> DfResult<ArrayRef> {
+    let field = Arc::new(Field::new("item", values.data_type().clone(), true));
+    Ok(Arc::new(ListArray::try_new(
+        field,
+        offsets(lengths)?,
+        values,
+        None,
+    )?))
+}
+
+fn codings(x: &ArrayRef, keep: [bool; 3]) -> DfResult<ArrayRef> {
+    let n = x.len();
+    let mut builders = [
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    ];
+    let mut lengths = Vec::with_capacity(n);
+    let concepts = items(x, "codings")?;
+    let parts = match &concepts {
+        Some((_, values)) => Codings::of(values)?,
+        None => None,
+    };
+    let mut seen: Vec<[Option<&str>; 3]> = Vec::new();
+    for row in 0..n {
+        seen.clear();
+        if let (Some((ranges, _)), Some(p)) = (&concepts, &parts) {
+            let (a, b) = ranges[row];
+            for c in a..b {
+                for k in p.of_concept(c) {
+                    let get = |i: usize| if keep[i] { p.field(i, k) } else { None };
+                    let tuple = [get(0), get(1), get(2)];
+                    if !seen.contains(&tuple) {
+                        seen.push(tuple);
+                    }
+                }
+            }
+        }
+        for tuple in &seen {
+            for (b, v) in builders.iter_mut().zip(tuple) {
+                b.append_option(*v);
+            }
+        }
+        lengths.push(seen.len());
+    }
+    let [mut code, mut system, mut display] = builders;
+    let values = StructArray::try_new(
+        coding_fields(),
+        vec![
+            Arc::new(code.finish()),
+            Arc::new(system.finish()),
+            Arc::new(display.finish()),
+        ],
+        None,
+    )?;
+    list_array(Arc::new(values), lengths)
+}
+
+/// Each concept's `coding` list, and the codings' fields: what `codings` and `coding_rows`
+/// read. `None` when the data has no codings at all.
+struct Codings {
+    concepts: ArrayRef,
+    ranges: Vec<(usize, usize)>,
+    codings: StructArray,
+    texts: [StringArray; 3],
+}
+
+impl Codings {
+    fn of(concepts: &ArrayRef) -> DfResult<Option<Codings>> {
+        let Some((coding, _)) = at_path(concepts, "coding") else {
+            return Ok(None);
+        };
+        if matches!(coding.data_type(), DataType::Null) {
+            return Ok(None);
+        }
+        let (ranges, list) = items(&coding, "codings: coding")?
+            .ok_or_else(|| error("codings: coding is a list".into()))?;
+        let cs = list
+            .as_struct_opt()
+            .ok_or_else(|| error("codings: a coding is a struct".into()))?;
+        let m = cs.len();
+        let texts = [
+            text(cs.column_by_name("code"), m)?,
+            text(cs.column_by_name("system"), m)?,
+            text(cs.column_by_name("display"), m)?,
+        ];
+        Ok(Some(Codings {
+            concepts: Arc::clone(concepts),
+            ranges,
+            codings: cs.clone(),
+            texts,
+        }))
+    }
+
+    /// The codings of concept `c` (none for a NULL concept).
+    fn of_concept(&self, c: usize) -> std::ops::Range<usize> {
+        if self.concepts.is_valid(c) {
+            self.ranges[c].0..self.ranges[c].1
+        } else {
+            0..0
+        }
+    }
+
+    /// Field `i` (code, system, display) of coding `k`: NULL in a NULL coding.
+    fn field(&self, i: usize, k: usize) -> Option<&str> {
+        let t = &self.texts[i];
+        (self.codings.is_valid(k) && t.is_valid(k)).then(|| t.value(k))
+    }
+}
+
+fn coding_rows(x: &ArrayRef) -> DfResult<ArrayRef> {
+    let n = x.len();
+    let list = !matches!(x.data_type(), DataType::Struct(_));
+    let concepts = items(x, "coding_rows")?;
+    let parts = match &concepts {
+        Some((_, values)) => Codings::of(values)?,
+        None => None,
+    };
+    let selected = match &parts {
+        Some(p) => {
+            let s = match p.codings.column_by_name("userSelected") {
+                Some(c) => cast(c, &DataType::Boolean)?,
+                None => new_null_array(&DataType::Boolean, p.codings.len()),
+            };
+            Some(s.as_boolean().clone())
+        }
+        None => None,
+    };
+    let (mut rows_b, mut sel_b) = (Vec::new(), Vec::new());
+    let mut texts = [
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    ];
+    let mut lengths = Vec::with_capacity(n);
+    type Row<'a> = (Option<i64>, [Option<&'a str>; 3], Option<bool>);
+    let mut seen: Vec<Row> = Vec::new();
+    for row in 0..n {
+        seen.clear();
+        if let (Some((ranges, _)), Some(p), Some(sel)) = (&concepts, &parts, &selected) {
+            let (a, b) = ranges[row];
+            for c in a..b {
+                let position = list.then(|| (c - a + 1) as i64);
+                for k in p.of_concept(c) {
+                    let live = p.codings.is_valid(k) && sel.is_valid(k);
+                    let tuple = (
+                        position,
+                        [p.field(0, k), p.field(1, k), p.field(2, k)],
+                        live.then(|| sel.value(k)),
+                    );
+                    if !seen.contains(&tuple) {
+                        seen.push(tuple);
+                    }
+                }
+            }
+        }
+        for (position, fields, selected) in &seen {
+            rows_b.push(*position);
+            for (b, v) in texts.iter_mut().zip(fields) {
+                b.append_option(*v);
+            }
+            sel_b.push(*selected);
+        }
+        lengths.push(seen.len());
+    }
+    let [mut code, mut system, mut display] = texts;
+    let values = StructArray::try_new(
+        coding_row_fields(),
+        vec![
+            Arc::new(Int64Array::from(rows_b)),
+            Arc::new(code.finish()),
+            Arc::new(system.finish()),
+            Arc::new(display.finish()),
+            Arc::new(BooleanArray::from(sel_b)),
+        ],
+        None,
+    )?;
+    list_array(Arc::new(values), lengths)
+}
+
+fn list_texts(x: &ArrayRef, path: &str) -> DfResult<ArrayRef> {
+    let n = x.len();
+    let mut b = StringBuilder::new();
+    let mut lengths = Vec::with_capacity(n);
+    let parts = match items(x, "list_texts")? {
+        Some((ranges, values)) => {
+            let (column, valid) = match at_path(&values, path) {
+                Some(found) => found,
+                None => (
+                    new_null_array(&DataType::Utf8, values.len()),
+                    vec![false; values.len()],
+                ),
+            };
+            Some((ranges, valid, text(Some(&column), values.len())?))
+        }
+        None => None,
+    };
+    let mut seen: Vec<Option<&str>> = Vec::new();
+    for row in 0..n {
+        seen.clear();
+        if let Some((ranges, valid, t)) = &parts {
+            let (a, e) = ranges[row];
+            for (k, live) in valid.iter().enumerate().take(e).skip(a) {
+                let v = live.then(|| t.value(k));
+                if !seen.contains(&v) {
+                    seen.push(v);
+                }
+            }
+        }
+        for v in &seen {
+            b.append_option(*v);
+        }
+        lengths.push(seen.len());
+    }
+    list_array(Arc::new(b.finish()), lengths)
+}
+
+/// The content types whose data is a note's text.
+const TEXT_TYPES: [&str; 3] = ["text/plain", "text/html", "application/xhtml+xml"];
+const ABSENT: &str = "http://hl7.org/fhir/StructureDefinition/data-absent-reason";
+
+fn has_text(x: &ArrayRef, path: &str) -> DfResult<ArrayRef> {
+    let n = x.len();
+    let Some((ranges, values)) = items(x, "has_text")? else {
+        return Ok(Arc::new(BooleanArray::from(vec![false; n])));
+    };
+    let Some((att, valid)) = at_path(&values, path) else {
+        return Ok(Arc::new(BooleanArray::from(vec![false; n])));
+    };
+    let m = att.len();
+    let kind = text(at_path(&att, "contentType").map(|(c, _)| c).as_ref(), m)?;
+    let data = at_path(&att, "data").map(|(_, v)| v);
+    // Each attachment's `_data.extension` list, and their url and valueCode.
+    let marks = match at_path(&att, "_data.extension") {
+        Some((list, v)) if !matches!(list.data_type(), DataType::Null) => {
+            let (ranges, ext) = items(&list, "has_text: _data.extension")?
+                .ok_or_else(|| error("has_text: _data.extension is a list".into()))?;
+            let e = ext.len();
+            let url = text(at_path(&ext, "url").map(|(c, _)| c).as_ref(), e)?;
+            let code = text(at_path(&ext, "valueCode").map(|(c, _)| c).as_ref(), e)?;
+            let ok: Vec<bool> = (0..e).map(|k| ext.is_valid(k)).collect();
+            Some((ranges, v, url, code, ok))
+        }
+        _ => None,
+    };
+    let is_text = |k: usize| -> bool {
+        if !valid[k] || !kind.is_valid(k) || !TEXT_TYPES.contains(&kind.value(k)) {
+            return false;
+        }
+        if data.as_ref().is_some_and(|d| d[k]) {
+            return true;
+        }
+        let Some((ranges, v, url, code, ok)) = &marks else {
+            return false;
+        };
+        if !v[k] {
+            return false;
+        }
+        let (a, b) = ranges[k];
+        (a..b).any(|j| {
+            ok[j]
+                && code.is_valid(j)
+                && url.is_valid(j)
+                && code.value(j) == "masked"
+                && url.value(j) == ABSENT
+        })
+    };
+    let out: BooleanArray = (0..n)
+        .map(|row| {
+            let (a, b) = ranges[row];
+            Some((a..b).any(is_text))
+        })
+        .collect();
+    Ok(Arc::new(out))
+}
+
+fn combinations(lists: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let n = lists.first().map_or(0, |l| l.len());
+    // Each list's item range per row (an empty range stands for the one NULL item).
+    let parts: Vec<Option<Items>> = lists
+        .iter()
+        .map(|l| match l.data_type() {
+            DataType::Struct(_) => Err(error("combinations: lists were expected".into())),
+            _ => items(l, "combinations"),
+        })
+        .collect::<DfResult<_>>()?;
+    let mut picks: Vec<Vec<Option<u32>>> = vec![Vec::new(); lists.len()];
+    let mut lengths = Vec::with_capacity(n);
+    let mut counter = vec![0usize; lists.len()];
+    for row in 0..n {
+        let range = |p: &Option<Items>| match p {
+            Some((r, _)) => r[row],
+            None => (0, 0),
+        };
+        let sizes: Vec<usize> = parts
+            .iter()
+            .map(|p| {
+                let (a, b) = range(p);
+                (b - a).max(1)
+            })
+            .collect();
+        let total: usize = sizes.iter().product();
+        counter.iter_mut().for_each(|c| *c = 0);
+        for _ in 0..total {
+            for (i, p) in parts.iter().enumerate() {
+                let (a, b) = range(p);
+                let pick = if b > a {
+                    Some(
+                        u32::try_from(a + counter[i])
+                            .map_err(|_| error("combinations: a list too long".into()))?,
+                    )
+                } else {
+                    None
+                };
+                picks[i].push(pick);
+            }
+            // The last list turns fastest.
+            for i in (0..counter.len()).rev() {
+                counter[i] += 1;
+                if counter[i] < sizes[i] {
+                    break;
+                }
+                counter[i] = 0;
+            }
+        }
+        lengths.push(total);
+    }
+    let mut fields = Vec::with_capacity(lists.len());
+    let mut columns = Vec::with_capacity(lists.len());
+    for (i, (p, pick)) in parts.iter().zip(picks).enumerate() {
+        let column = match p {
+            Some((_, values)) => take(values.as_ref(), &UInt32Array::from(pick), None)?,
+            None => new_null_array(&DataType::Null, pick.len()),
+        };
+        fields.push(Field::new(
+            format!("c{}", i + 1),
+            column.data_type().clone(),
+            true,
+        ));
+        columns.push(column);
+    }
+    let values = StructArray::try_new(fields.into(), columns, None)?;
+    list_array(Arc::new(values), lengths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stratus_lake::deltalake::arrow::util::pretty::pretty_format_batches;
+
+    /// The rows `sql` gives, as the lines of a printed table (header included).
+    async fn rows(sql: &str) -> Vec<String> {
+        let ctx = SessionContext::new();
+        register(&ctx);
+        let out = ctx
+            .sql(sql)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run");
+        let text = pretty_format_batches(&out).expect("format").to_string();
+        text.lines()
+            .filter(|l| !l.starts_with('+'))
+            .map(|l| l.split('|').map(str::trim).collect::<Vec<_>>().join("|"))
+            .collect()
+    }
+
+    const CONCEPTS: &str = "make_array(\
+        named_struct('coding', make_array(\
+            named_struct('code', 'a', 'system', 's', 'display', 'A'),\
+            named_struct('code', 'a', 'system', 's', 'display', 'other A'))),\
+        named_struct('coding', make_array(\
+            named_struct('code', 'b', 'system', 's', 'display', 'B'),\
+            named_struct('code', 'a', 'system', 's', 'display', 'A'))))";
+
+    #[tokio::test]
+    async fn codings_are_distinct_over_the_fields_asked_for() {
+        let sql = |keep: &str| {
+            format!(
+                "SELECT c['code'] AS code, c['display'] AS display \
+                 FROM (SELECT unnest(codings({CONCEPTS}, '{keep}')) AS c)"
+            )
+        };
+        assert_eq!(
+            rows(&sql("code,system")).await,
+            ["|code|display|", "|a||", "|b||"]
+        );
+        assert_eq!(
+            rows(&sql("code,system,display")).await,
+            ["|code|display|", "|a|A|", "|a|other A|", "|b|B|"]
+        );
+        // One concept, not a list; a coding without a code is still a coding.
+        let one = "SELECT c['code'] AS code, c['system'] AS system FROM (SELECT unnest(\
+            codings(named_struct('coding', make_array(named_struct('system', 's'))), 'code,system')) AS c)";
+        assert_eq!(rows(one).await, ["|code|system|", "||s|"]);
+    }
+
+    #[tokio::test]
+    async fn combinations_give_every_pick_and_one_null_for_an_empty_list() {
+        let sql = format!(
+            "SELECT x['c1']['code'] AS one, x['c2'] AS two, x['c3'] AS three FROM (\
+             SELECT unnest(combinations(codings({CONCEPTS}, 'code'), \
+                list_texts(make_array(named_struct('reference', 'P/1'), \
+                    named_struct('reference', 'P/2'), named_struct('reference', 'P/1')), 'reference'), \
+                list_texts(NULL, 'reference'))) AS x)"
+        );
+        assert_eq!(
+            rows(&sql).await,
+            [
+                "|one|two|three|",
+                "|a|P/1||",
+                "|a|P/2||",
+                "|b|P/1||",
+                "|b|P/2||"
+            ]
+        );
+        // No codings at all: still one row, of NULLs, as a LEFT JOIN gives.
+        let none = "SELECT x['c1']['code'] AS code FROM (SELECT unnest(combinations(\
+            codings(NULL, 'code'), list_texts(make_array(named_struct('reference', 'P/1'))[2:1], 'reference'))) AS x)";
+        assert_eq!(rows(none).await, ["|code|", "||"]);
+    }
+
+    #[tokio::test]
+    async fn text_is_inline_data_of_a_text_type_or_the_masked_marker() {
+        let sql = "SELECT has_text(make_array(\
+                named_struct('contentType', 'application/pdf', 'data', 'JVBER')), '') AS pdf, \
+            has_text(make_array(named_struct('attachment', \
+                named_struct('contentType', 'text/html', 'data', 'PGh0bWw+')))\
+                , 'attachment') AS html, \
+            has_text(make_array(named_struct('contentType', 'text/plain', '_data', \
+                named_struct('extension', make_array(named_struct('url', \
+                'http://hl7.org/fhir/StructureDefinition/data-absent-reason', \
+                'valueCode', 'masked'))))), '') AS masked, \
+            has_text(NULL, '') AS none";
+        assert_eq!(
+            rows(sql).await,
+            ["|pdf|html|masked|none|", "|false|true|true|false|"]
+        );
+    }
+}
