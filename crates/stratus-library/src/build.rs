@@ -183,6 +183,16 @@ async fn build_study(
 ) -> Result<BuildSummary, LibraryError> {
     let start = Instant::now();
     let ctx = session_with_limit(opts.memory_limit.unwrap_or(MEMORY_LIMIT));
+    // `pick_coding(field, '<code table>')` keeps the coding that code table's priority
+    // keeps, so a flat table need not join the code table back.
+    let picks = study
+        .codes
+        .values()
+        .flatten()
+        .filter(|t| !t.priority.is_empty())
+        .map(|t| (study.table_name(&t.name), t.priority.clone()))
+        .collect();
+    lists::register_picks(&ctx, picks);
     let have = lake.tables().await?;
     let mut missing = Vec::new();
     let mut counted = Vec::new();

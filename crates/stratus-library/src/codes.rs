@@ -183,27 +183,47 @@ impl CodeTable {
              c['display'] AS display, c['userSelected'] AS \"userSelected\"{tail} FROM codings)"
         ));
         let cols = format!("{lead}, code, system, display, \"userSelected\"{tail}");
-        // One field with its codings, the common case: each resource's distinct codings in
-        // one pass (src/lists.rs), not unnested step by step and then made distinct over
-        // every row of the table (a hash of 16 million rows for observation categories).
-        let simple = segs.len() == 1
+        // A field with at most a list at each end (`category[]`, `component[].code`), the
+        // common case: each resource's distinct codings in one pass (src/lists.rs), not
+        // unnested step by step and then made distinct over every row of the table (a hash
+        // of 16 million rows for observation categories).
+        let inner = &segs[1..];
+        let simple = inner
+            .iter()
+            .take(inner.len().saturating_sub(1))
+            .all(|s| !s.list)
             && self.extra.is_empty()
             && self
                 .index
                 .as_ref()
                 .is_none_or(|names| names.iter().map(String::as_str).eq(["row"]));
-        let select = if simple {
-            let row = if segs[0].list {
-                ", x['row'] AS \"row\""
-            } else {
-                ""
-            };
+        let row = if segs[0].list {
+            ", x['row'] AS \"row\""
+        } else {
+            ""
+        };
+        let path: Vec<&str> = inner.iter().map(|s| s.name).collect();
+        let from_x = |x: &str| {
             format!(
                 "SELECT id{row}, x['code'] AS code, x['system'] AS system, \
                  x['display'] AS display, x['userSelected'] AS \"userSelected\" \
-                 FROM (SELECT id, unnest(coding_rows(\"{}\")) AS x FROM {})",
-                segs[0].name, self.source
+                 FROM (SELECT id, {x} AS x FROM {})",
+                self.source
             )
+        };
+        let (first, path) = (segs[0].name, path.join("."));
+        if simple && !self.priority.is_empty() {
+            // The kept coding, picked in the same pass (src/lists.rs): the steps below
+            // ranked every coding of the table in a window over all ids.
+            let pick = from_x(&format!(
+                "pick_coding_row(\"{first}\", '{path}', '{table}')"
+            ));
+            return Ok(vec![format!(
+                "CREATE TABLE {table} AS {pick} WHERE x IS NOT NULL"
+            )]);
+        }
+        let select = if simple {
+            from_x(&format!("unnest(coding_rows(\"{first}\", '{path}'))"))
         } else {
             format!("WITH {} SELECT {cols} FROM flat", ctes.join(", "))
         };

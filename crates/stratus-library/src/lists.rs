@@ -14,17 +14,25 @@
 //!   or of a list of them, as a list of `{code, system, display}`, keeping only the fields
 //!   named (the others NULL) so that codings differing elsewhere count once. A NULL coding
 //!   counts as one of NULLs, as unnesting it does.
-//! - `coding_rows(concept)`: the rows of a code table (`_dn_`) for one field: each distinct
-//!   coding of a CodeableConcept, or of a list of them with its 1-based position `row`
-//!   (NULL for a single concept), as `{row, code, system, display, userSelected}`.
+//! - `coding_rows(field [, 'a.b'])`: the rows of a code table (`_dn_`) for one field: each
+//!   distinct coding of a CodeableConcept, or of a list of them with its 1-based position
+//!   `row` (NULL for a single concept), as `{row, code, system, display, userSelected}`;
+//!   with a path, of the concept (or concepts) at that path in each item.
+//! - `pick_coding(concept, 'core__encounter_dn_type')`: the one coding that code table's
+//!   `priority` keeps for the concept (or list of them), as `{code, system, display}`, or
+//!   NULL; the study's code tables are registered with [`register_picks`].
+//!   `pick_coding_row(field, 'a.b', 'table')` gives the table's whole row, as
+//!   `coding_rows` does.
 //! - `list_texts(list, 'a.b')`: the distinct text values at a path in each item of a list
 //!   (`list_texts(performer, 'reference')`); a NULL item or value counts as one NULL.
+//!   `all_texts` keeps repeats, one value per item.
 //! - `has_text(list, 'a.b')`: whether any attachment (at a path in each item; `''` for the
 //!   item itself) is text (plain, HTML, XHTML) with its data inline or the ETL's `masked`
 //!   data-absent-reason in its place.
 //! - `combinations(l1, …, ln)`: every combination of one item from each list, as a list of
 //!   `{c1, …, cn}`; a NULL or empty list gives NULL in every combination.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use stratus_lake::deltalake::arrow::array::{
@@ -38,7 +46,8 @@ use stratus_lake::deltalake::datafusion::common::{
     DataFusionError, Result as DfResult, ScalarValue,
 };
 use stratus_lake::deltalake::datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
 };
 use stratus_lake::deltalake::datafusion::prelude::SessionContext;
 
@@ -48,6 +57,7 @@ pub fn register(ctx: &SessionContext) {
         Kind::Codings,
         Kind::CodingRows,
         Kind::ListTexts,
+        Kind::AllTexts,
         Kind::HasText,
         Kind::Combinations,
     ] {
@@ -60,6 +70,7 @@ enum Kind {
     Codings,
     CodingRows,
     ListTexts,
+    AllTexts,
     HasText,
     Combinations,
 }
@@ -73,10 +84,13 @@ struct ListFn {
 impl ListFn {
     fn new(kind: Kind) -> ListFn {
         let signature = match kind {
-            Kind::Codings | Kind::ListTexts | Kind::HasText => {
+            Kind::Codings | Kind::ListTexts | Kind::AllTexts | Kind::HasText => {
                 Signature::any(2, Volatility::Immutable)
             }
-            Kind::CodingRows => Signature::any(1, Volatility::Immutable),
+            Kind::CodingRows => Signature::one_of(
+                vec![TypeSignature::Any(1), TypeSignature::Any(2)],
+                Volatility::Immutable,
+            ),
             Kind::Combinations => Signature::variadic_any(Volatility::Immutable),
         };
         ListFn { kind, signature }
@@ -142,6 +156,7 @@ impl ScalarUDFImpl for ListFn {
             Kind::Codings => "codings",
             Kind::CodingRows => "coding_rows",
             Kind::ListTexts => "list_texts",
+            Kind::AllTexts => "all_texts",
             Kind::HasText => "has_text",
             Kind::Combinations => "combinations",
         }
@@ -155,7 +170,7 @@ impl ScalarUDFImpl for ListFn {
         Ok(match self.kind {
             Kind::Codings => list_of(DataType::Struct(coding_fields())),
             Kind::CodingRows => list_of(DataType::Struct(coding_row_fields())),
-            Kind::ListTexts => list_of(DataType::Utf8),
+            Kind::ListTexts | Kind::AllTexts => list_of(DataType::Utf8),
             Kind::HasText => DataType::Boolean,
             Kind::Combinations => {
                 if args.is_empty() {
@@ -193,8 +208,15 @@ impl ScalarUDFImpl for ListFn {
                     .collect();
                 codings(&first()?, [keep[0], keep[1], keep[2]])?
             }
-            Kind::CodingRows => coding_rows(&first()?)?,
-            Kind::ListTexts => list_texts(&first()?, constant(&args, 1, "list_texts")?)?,
+            Kind::CodingRows => {
+                let path = match args.args.len() {
+                    1 => "",
+                    _ => constant(&args, 1, "coding_rows")?,
+                };
+                coding_rows(&first()?, path)?
+            }
+            Kind::ListTexts => list_texts(&first()?, constant(&args, 1, "list_texts")?, true)?,
+            Kind::AllTexts => list_texts(&first()?, constant(&args, 1, "all_texts")?, false)?,
             Kind::HasText => has_text(&first()?, constant(&args, 1, "has_text")?)?,
             Kind::Combinations => {
                 let lists = args
@@ -314,31 +336,24 @@ fn list_array(values: ArrayRef, lengths: Vec<usize>) -> DfResult<ArrayRef> {
 
 fn codings(x: &ArrayRef, keep: [bool; 3]) -> DfResult<ArrayRef> {
     let n = x.len();
+    let field = Coded::new(x, "", "codings")?;
     let mut builders = [
         StringBuilder::new(),
         StringBuilder::new(),
         StringBuilder::new(),
     ];
     let mut lengths = Vec::with_capacity(n);
-    let concepts = items(x, "codings")?;
-    let parts = match &concepts {
-        Some((_, values)) => Codings::of(values)?,
-        None => None,
-    };
     let mut seen: Vec<[Option<&str>; 3]> = Vec::new();
     for row in 0..n {
         seen.clear();
-        if let (Some((ranges, _)), Some(p)) = (&concepts, &parts) {
-            let (a, b) = ranges[row];
-            for c in a..b {
-                for k in p.of_concept(c) {
-                    let get = |i: usize| if keep[i] { p.field(i, k) } else { None };
-                    let tuple = [get(0), get(1), get(2)];
-                    if !seen.contains(&tuple) {
-                        seen.push(tuple);
-                    }
+        if let Some(p) = &field.codings {
+            field.each(row, |_, k| {
+                let get = |i: usize| if keep[i] { p.field(i, k) } else { None };
+                let tuple = [get(0), get(1), get(2)];
+                if !seen.contains(&tuple) {
+                    seen.push(tuple);
                 }
-            }
+            });
         }
         for tuple in &seen {
             for (b, v) in builders.iter_mut().zip(tuple) {
@@ -360,76 +375,128 @@ fn codings(x: &ArrayRef, keep: [bool; 3]) -> DfResult<ArrayRef> {
     list_array(Arc::new(values), lengths)
 }
 
-/// Each concept's `coding` list, and the codings' fields: what `codings` and `coding_rows`
-/// read. `None` when the data has no codings at all.
+/// The codings' fields, read once per batch.
 struct Codings {
-    concepts: ArrayRef,
-    ranges: Vec<(usize, usize)>,
     codings: StructArray,
     texts: [StringArray; 3],
+    selected: BooleanArray,
 }
 
 impl Codings {
-    fn of(concepts: &ArrayRef) -> DfResult<Option<Codings>> {
-        let Some((coding, _)) = at_path(concepts, "coding") else {
-            return Ok(None);
-        };
-        if matches!(coding.data_type(), DataType::Null) {
-            return Ok(None);
-        }
-        let (ranges, list) = items(&coding, "codings: coding")?
-            .ok_or_else(|| error("codings: coding is a list".into()))?;
-        let cs = list
-            .as_struct_opt()
-            .ok_or_else(|| error("codings: a coding is a struct".into()))?;
-        let m = cs.len();
-        let texts = [
-            text(cs.column_by_name("code"), m)?,
-            text(cs.column_by_name("system"), m)?,
-            text(cs.column_by_name("display"), m)?,
-        ];
-        Ok(Some(Codings {
-            concepts: Arc::clone(concepts),
-            ranges,
-            codings: cs.clone(),
-            texts,
-        }))
-    }
-
-    /// The codings of concept `c` (none for a NULL concept).
-    fn of_concept(&self, c: usize) -> std::ops::Range<usize> {
-        if self.concepts.is_valid(c) {
-            self.ranges[c].0..self.ranges[c].1
-        } else {
-            0..0
-        }
-    }
-
     /// Field `i` (code, system, display) of coding `k`: NULL in a NULL coding.
     fn field(&self, i: usize, k: usize) -> Option<&str> {
         let t = &self.texts[i];
         (self.codings.is_valid(k) && t.is_valid(k)).then(|| t.value(k))
     }
+
+    fn user_selected(&self, k: usize) -> Option<bool> {
+        (self.codings.is_valid(k) && self.selected.is_valid(k)).then(|| self.selected.value(k))
+    }
 }
 
-fn coding_rows(x: &ArrayRef) -> DfResult<ArrayRef> {
-    let n = x.len();
-    let list = !matches!(x.data_type(), DataType::Struct(_));
-    let concepts = items(x, "coding_rows")?;
-    let parts = match &concepts {
-        Some((_, values)) => Codings::of(values)?,
-        None => None,
-    };
-    let selected = match &parts {
-        Some(p) => {
-            let s = match p.codings.column_by_name("userSelected") {
-                Some(c) => cast(c, &DataType::Boolean)?,
-                None => new_null_array(&DataType::Boolean, p.codings.len()),
-            };
-            Some(s.as_boolean().clone())
+/// A coded field, row by row: its items (a list, or the row's own value), the concept or
+/// concepts at a path in each item, and their codings.
+struct Coded {
+    /// Whether the items are a list (and so have positions).
+    list: bool,
+    items: Option<Items>,
+    /// Each item's concepts.
+    concepts: Option<Items>,
+    /// Each concept's codings.
+    coding_lists: Option<Items>,
+    codings: Option<Codings>,
+}
+
+impl Coded {
+    fn new(x: &ArrayRef, path: &str, name: &str) -> DfResult<Coded> {
+        let list = !matches!(x.data_type(), DataType::Struct(_));
+        let items = items(x, name)?;
+        let concepts: Option<Items> = match &items {
+            Some((_, values)) if path.is_empty() => Some((
+                (0..values.len()).map(|k| (k, k + 1)).collect(),
+                Arc::clone(values),
+            )),
+            Some((_, values)) => match at_path(values, path) {
+                Some((at, valid)) => items_where(&at, &valid, name)?,
+                None => None,
+            },
+            None => None,
+        };
+        let coding_lists = match &concepts {
+            Some((_, values)) => match at_path(values, "coding") {
+                Some((at, valid)) => items_where(&at, &valid, name)?,
+                None => None,
+            },
+            None => None,
+        };
+        let codings = match &coding_lists {
+            Some((_, list)) => {
+                let cs = list
+                    .as_struct_opt()
+                    .ok_or_else(|| error(format!("{name}: a coding is a struct")))?;
+                let m = cs.len();
+                let selected = match cs.column_by_name("userSelected") {
+                    Some(c) => cast(c, &DataType::Boolean)?,
+                    None => new_null_array(&DataType::Boolean, m),
+                };
+                Some(Codings {
+                    codings: cs.clone(),
+                    texts: [
+                        text(cs.column_by_name("code"), m)?,
+                        text(cs.column_by_name("system"), m)?,
+                        text(cs.column_by_name("display"), m)?,
+                    ],
+                    selected: selected.as_boolean().clone(),
+                })
+            }
+            None => None,
+        };
+        Ok(Coded {
+            list,
+            items,
+            concepts,
+            coding_lists,
+            codings,
+        })
+    }
+
+    /// Calls `f(position, coding)` for each coding of `row`, in order; the position is the
+    /// item's, 1-based, when the items are a list.
+    fn each(&self, row: usize, mut f: impl FnMut(Option<i64>, usize)) {
+        let (Some((items, _)), Some((concepts, _)), Some((codings, _))) =
+            (&self.items, &self.concepts, &self.coding_lists)
+        else {
+            return;
+        };
+        let (a, b) = items[row];
+        for (i, (ca, cb)) in concepts[a..b].iter().enumerate() {
+            let position = self.list.then_some(i as i64 + 1);
+            for (ka, kb) in &codings[*ca..*cb] {
+                for k in *ka..*kb {
+                    f(position, k);
+                }
+            }
         }
-        None => None,
-    };
+    }
+}
+
+/// [`items`] of `x`, none for the entries that `valid` marks absent (a NULL parent).
+fn items_where(x: &ArrayRef, valid: &[bool], name: &str) -> DfResult<Option<Items>> {
+    Ok(items(x, name)?.map(|(mut ranges, values)| {
+        for (r, live) in ranges.iter_mut().zip(valid) {
+            if !live {
+                *r = (0, 0);
+            }
+        }
+        (ranges, values)
+    }))
+}
+
+/// `path` leads from each item of `x` (a list, or one struct per row) to a concept or a
+/// list of them; `row` is the item's position in `x` when `x` is a list.
+fn coding_rows(x: &ArrayRef, path: &str) -> DfResult<ArrayRef> {
+    let n = x.len();
+    let field = Coded::new(x, path, "coding_rows")?;
     let (mut rows_b, mut sel_b) = (Vec::new(), Vec::new());
     let mut texts = [
         StringBuilder::new(),
@@ -441,22 +508,17 @@ fn coding_rows(x: &ArrayRef) -> DfResult<ArrayRef> {
     let mut seen: Vec<Row> = Vec::new();
     for row in 0..n {
         seen.clear();
-        if let (Some((ranges, _)), Some(p), Some(sel)) = (&concepts, &parts, &selected) {
-            let (a, b) = ranges[row];
-            for c in a..b {
-                let position = list.then(|| (c - a + 1) as i64);
-                for k in p.of_concept(c) {
-                    let live = p.codings.is_valid(k) && sel.is_valid(k);
-                    let tuple = (
-                        position,
-                        [p.field(0, k), p.field(1, k), p.field(2, k)],
-                        live.then(|| sel.value(k)),
-                    );
-                    if !seen.contains(&tuple) {
-                        seen.push(tuple);
-                    }
+        if let Some(p) = &field.codings {
+            field.each(row, |position, k| {
+                let tuple = (
+                    position,
+                    [p.field(0, k), p.field(1, k), p.field(2, k)],
+                    p.user_selected(k),
+                );
+                if !seen.contains(&tuple) {
+                    seen.push(tuple);
                 }
-            }
+            });
         }
         for (position, fields, selected) in &seen {
             rows_b.push(*position);
@@ -482,7 +544,7 @@ fn coding_rows(x: &ArrayRef) -> DfResult<ArrayRef> {
     list_array(Arc::new(values), lengths)
 }
 
-fn list_texts(x: &ArrayRef, path: &str) -> DfResult<ArrayRef> {
+fn list_texts(x: &ArrayRef, path: &str, distinct: bool) -> DfResult<ArrayRef> {
     let n = x.len();
     let mut b = StringBuilder::new();
     let mut lengths = Vec::with_capacity(n);
@@ -506,7 +568,7 @@ fn list_texts(x: &ArrayRef, path: &str) -> DfResult<ArrayRef> {
             let (a, e) = ranges[row];
             for (k, live) in valid.iter().enumerate().take(e).skip(a) {
                 let v = live.then(|| t.value(k));
-                if !seen.contains(&v) {
+                if !distinct || !seen.contains(&v) {
                     seen.push(v);
                 }
             }
@@ -576,6 +638,177 @@ fn has_text(x: &ArrayRef, path: &str) -> DfResult<ArrayRef> {
         })
         .collect();
     Ok(Arc::new(out))
+}
+
+/// Registers `pick_coding` and `pick_coding_row` for a study: the `priority` lists of its
+/// code tables, by the tables' full names.
+pub fn register_picks(ctx: &SessionContext, priorities: BTreeMap<String, Vec<String>>) {
+    for row in [false, true] {
+        let arity = if row { 3 } else { 2 };
+        ctx.register_udf(ScalarUDF::new_from_impl(Pick {
+            row,
+            signature: Signature::any(arity, Volatility::Immutable),
+            priorities: priorities.clone(),
+        }));
+    }
+}
+
+/// `pick_coding(concept, 'table')` gives `{code, system, display}`;
+/// `pick_coding_row(field, 'path', 'table')` the whole code-table row, as `coding_rows`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Pick {
+    row: bool,
+    signature: Signature,
+    priorities: BTreeMap<String, Vec<String>>,
+}
+
+impl ScalarUDFImpl for Pick {
+    fn name(&self) -> &str {
+        if self.row {
+            "pick_coding_row"
+        } else {
+            "pick_coding"
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Struct(if self.row {
+            coding_row_fields()
+        } else {
+            coding_fields()
+        }))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let (path, table) = if self.row {
+            (
+                constant(&args, 1, self.name())?,
+                constant(&args, 2, self.name())?,
+            )
+        } else {
+            ("", constant(&args, 1, self.name())?)
+        };
+        let patterns = self.priorities.get(table).ok_or_else(|| {
+            error(format!(
+                "{}: {table} is not a code table of this study with a priority",
+                self.name()
+            ))
+        })?;
+        let x = args.args[0].to_array(args.number_rows)?;
+        let out = pick(&x, path, patterns, self.row)?;
+        if matches!(args.args[0], ColumnarValue::Scalar(_)) {
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?));
+        }
+        Ok(ColumnarValue::Array(out))
+    }
+}
+
+/// SQL `LIKE`: `%` any run of characters, `_` any one.
+fn like(pattern: &str, s: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), s.chars().collect());
+    // The last `%` seen and where in the text it was matched to, to widen on a mismatch.
+    let (mut i, mut j, mut star, mut mark) = (0, 0, None, 0);
+    while j < t.len() {
+        if i < p.len() && (p[i] == '_' || p[i] == t[j]) {
+            i += 1;
+            j += 1;
+        } else if i < p.len() && p[i] == '%' {
+            star = Some(i);
+            mark = j;
+            i += 1;
+        } else if let Some(st) = star {
+            i = st + 1;
+            mark += 1;
+            j = mark;
+        } else {
+            return false;
+        }
+    }
+    p[i..].iter().all(|c| *c == '%')
+}
+
+/// The coding a priority list keeps: the system that matches the earliest pattern, then the
+/// lowest code (NULL codes last), the first seen among equals; none when no system matches.
+fn pick(x: &ArrayRef, path: &str, patterns: &[String], with_row: bool) -> DfResult<ArrayRef> {
+    let n = x.len();
+    let field = Coded::new(x, path, "pick_coding")?;
+    let mut texts = [
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    ];
+    let (mut rows_b, mut sel_b) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut valid = Vec::with_capacity(n);
+    // Systems repeat across rows: each is matched against the patterns once.
+    let mut ranks: HashMap<String, Option<usize>> = HashMap::new();
+    for row in 0..n {
+        // (rank, then a NULL code last, then the code), the position, the coding.
+        type Best<'a> = ((usize, bool, Option<&'a str>), Option<i64>, usize);
+        let mut best: Option<Best> = None;
+        if let Some(p) = &field.codings {
+            field.each(row, |position, k| {
+                let Some(system) = p.field(1, k) else {
+                    return;
+                };
+                let rank = match ranks.get(system) {
+                    Some(r) => *r,
+                    None => {
+                        let r = patterns.iter().position(|pat| like(pat, system));
+                        ranks.insert(system.to_owned(), r);
+                        r
+                    }
+                };
+                let Some(rank) = rank else {
+                    return;
+                };
+                let code = p.field(0, k);
+                let key = (rank, code.is_none(), code);
+                if best.as_ref().is_none_or(|(b, _, _)| key < *b) {
+                    best = Some((key, position, k));
+                }
+            });
+        }
+        match (best, &field.codings) {
+            (Some((_, position, k)), Some(p)) => {
+                for (i, b) in texts.iter_mut().enumerate() {
+                    b.append_option(p.field(i, k));
+                }
+                rows_b.push(position);
+                sel_b.push(p.user_selected(k));
+                valid.push(true);
+            }
+            _ => {
+                for b in &mut texts {
+                    b.append_null();
+                }
+                rows_b.push(None);
+                sel_b.push(None);
+                valid.push(false);
+            }
+        }
+    }
+    let [mut code, mut system, mut display] = texts;
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(code.finish()),
+        Arc::new(system.finish()),
+        Arc::new(display.finish()),
+    ];
+    let fields = if with_row {
+        columns.insert(0, Arc::new(Int64Array::from(rows_b)));
+        columns.push(Arc::new(BooleanArray::from(sel_b)));
+        coding_row_fields()
+    } else {
+        coding_fields()
+    };
+    Ok(Arc::new(StructArray::try_new(
+        fields,
+        columns,
+        Some(valid.into()),
+    )?))
 }
 
 fn combinations(lists: &[ArrayRef]) -> DfResult<ArrayRef> {
@@ -740,6 +973,67 @@ mod tests {
         assert_eq!(
             rows(sql).await,
             ["|pdf|html|masked|none|", "|false|true|true|false|"]
+        );
+    }
+
+    #[test]
+    fn like_matches_as_sql_does() {
+        assert!(like("urn:oid:1.2.%.7.10", "urn:oid:1.2.840.114350.7.10"));
+        assert!(like("http://snomed.info/sct", "http://snomed.info/sct"));
+        assert!(!like("http://snomed.info/sct", "http://snomed.info/sct2"));
+        assert!(like(
+            "https://fhir.cerner.com/%/codeSet/3",
+            "https://fhir.cerner.com/x/codeSet/3"
+        ));
+        assert!(!like(
+            "https://fhir.cerner.com/%/codeSet/3",
+            "https://fhir.cerner.com/x/codeSet/34"
+        ));
+        assert!(like("a_c%", "abcdef"));
+        assert!(like("%%", ""));
+    }
+
+    #[tokio::test]
+    async fn a_pick_is_the_earliest_pattern_then_the_lowest_code() {
+        let ctx = SessionContext::new();
+        register_picks(
+            &ctx,
+            BTreeMap::from([("t".to_owned(), vec!["s:%:b".to_owned(), "s:a".to_owned()])]),
+        );
+        let sql = "SELECT pick_coding(make_array(\
+            named_struct('coding', make_array(named_struct('code', '2', 'system', 's:a'),\
+                named_struct('code', '9', 'system', 's:x:b'),\
+                named_struct('code', '3', 'system', 's:y:b'))),\
+            named_struct('coding', make_array(named_struct('code', '1', 'system', 'other')))), 't')['code'] AS code";
+        let out = ctx
+            .sql(sql)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run");
+        let text = pretty_format_batches(&out).expect("format").to_string();
+        assert!(text.contains("| 3    |"), "{text}");
+        let none = "SELECT pick_coding(named_struct('coding', make_array(\
+            named_struct('code', '1', 'system', 'other'))), 't') IS NULL AS none";
+        let out = ctx
+            .sql(none)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run");
+        let text = pretty_format_batches(&out).expect("format").to_string();
+        assert!(text.contains("true"), "{text}");
+        assert!(
+            ctx.sql("SELECT pick_coding(NULL, 'nope')").await.is_err()
+                || ctx
+                    .sql("SELECT pick_coding(NULL, 'nope')")
+                    .await
+                    .expect("plan")
+                    .collect()
+                    .await
+                    .is_err()
         );
     }
 }

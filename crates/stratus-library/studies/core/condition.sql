@@ -1,23 +1,32 @@
 -- Conditions: one row per code coding and category coding. Not filtered by encounter
 -- completion (cumulus-library does not either). Unlike cumulus-library, abatementDateTime is
 -- filled in: its builder looks the field up under a misspelled name, so it is always NULL
--- there (see docs/library.md).
+-- there (see docs/library.md). The statuses and codings are each condition's own
+-- (stratus-library src/lists.rs): the rows cumulus-library's joins to the code tables give.
 
 CREATE TABLE core__condition AS
 WITH base AS (
     SELECT c.id, c.subject['reference'] AS subject_ref, c.encounter['reference'] AS encounter_ref,
         fhir_timestamp(c."recordedDate") AS recorded, fhir_date(c."recordedDate") AS recorded_day,
         fhir_timestamp(c."onsetDateTime") AS onset, fhir_timestamp(c."abatementDateTime") AS abatement,
-        cs.code AS clinical, vs.code AS verification
+        pick_coding(c."clinicalStatus", 'core__condition_dn_clinical_status')['code'] AS clinical,
+        pick_coding(c."verificationStatus", 'core__condition_dn_verification_status')['code']
+            AS verification,
+        combinations(codings(c.category, 'code,system,display'),
+            codings(c.code, 'code,system,display')) AS picks
     FROM condition AS c
-    LEFT JOIN core__condition_dn_clinical_status AS cs ON cs.id = c.id
-    LEFT JOIN core__condition_dn_verification_status AS vs ON vs.id = c.id
-    WHERE vs.code IS NULL OR vs.code <> 'entered-in-error'
+),
+flat AS (
+    SELECT id, subject_ref, encounter_ref, recorded, recorded_day, onset, abatement, clinical,
+        verification, unnest(picks) AS x
+    FROM base
+    WHERE verification IS NULL OR verification <> 'entered-in-error'
 )
-SELECT DISTINCT
+SELECT
     b.id,
-    cat.code AS category_code, cat.system AS category_system, cat.display AS category_display,
-    cc.code, cc.system, cc.display AS code_display,
+    b.x['c1']['code'] AS category_code, b.x['c1']['system'] AS category_system,
+    b.x['c1']['display'] AS category_display,
+    b.x['c2']['code'] AS code, b.x['c2']['system'] AS system, b.x['c2']['display'] AS code_display,
     b.subject_ref,
     b.encounter_ref,
     concat('Condition/', b.id) AS condition_ref,
@@ -29,6 +38,4 @@ SELECT DISTINCT
     b.abatement AS "abatementDateTime",
     b.clinical AS "clinicalStatus_code",
     b.verification AS "verificationStatus_code"
-FROM base AS b
-LEFT JOIN core__condition_dn_category AS cat ON cat.id = b.id
-LEFT JOIN core__condition_codable_concepts_all AS cc ON cc.id = b.id;
+FROM flat AS b;

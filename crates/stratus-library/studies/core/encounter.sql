@@ -3,48 +3,13 @@
 -- demographics, and only encounters that are complete or not tracked. An encounter whose
 -- patient is not in core__patient is left out.
 
--- One row per encounter with its picked codings, so that core__encounter joins one table
--- of them rather than four (each join of 3.7 million encounters held gigabytes). Dropped
--- at the end of the build, as every <prefix>__tmp_ table is.
-CREATE TABLE core__encounter_tmp_codes AS
-SELECT
-    id,
-    max(CASE WHEN field = 'type' THEN code END) AS type_code,
-    max(CASE WHEN field = 'type' THEN system END) AS type_system,
-    max(CASE WHEN field = 'type' THEN display END) AS type_display,
-    max(CASE WHEN field = 'serviceType' THEN code END) AS servicetype_code,
-    max(CASE WHEN field = 'serviceType' THEN system END) AS servicetype_system,
-    max(CASE WHEN field = 'serviceType' THEN display END) AS servicetype_display,
-    max(CASE WHEN field = 'priority' THEN code END) AS priority_code,
-    max(CASE WHEN field = 'priority' THEN system END) AS priority_system,
-    max(CASE WHEN field = 'priority' THEN display END) AS priority_display,
-    max(CASE WHEN field = 'reasonCode' THEN code END) AS reasoncode_code,
-    max(CASE WHEN field = 'reasonCode' THEN system END) AS reasoncode_system,
-    max(CASE WHEN field = 'reasonCode' THEN display END) AS reasoncode_display
-FROM (
-    SELECT id, 'type' AS field, code, system, display FROM core__encounter_dn_type
-    UNION ALL
-    SELECT id, 'serviceType', code, system, display FROM core__encounter_dn_servicetype
-    UNION ALL
-    SELECT id, 'priority', code, system, display FROM core__encounter_dn_priority
-    UNION ALL
-    SELECT id, 'reasonCode', code, system, display FROM core__encounter_dn_reasoncode
-)
-GROUP BY id;
-
--- One row per participant and per episode of care, apart from the flat columns: joining
--- the lists in, then unnesting them, made every join and sort of 3.7 million encounters
--- carry whole participant lists (a single sort batch of 466 MB at 100,000 patients). An
--- encounter with an empty or missing list has no row here and gets one NULL row from the
--- LEFT JOIN below, as cumulus-library's unnest does.
-CREATE TABLE core__encounter_tmp_participants AS
-SELECT id, part['individual']['reference'] AS participant_ref
-FROM (SELECT id, unnest(participant) AS part FROM encounter);
-
-CREATE TABLE core__encounter_tmp_episodes AS
-SELECT id, episode['reference'] AS episode_ref
-FROM (SELECT id, unnest("episodeOfCare") AS episode FROM encounter);
-
+-- Each encounter's own picks, discharge codings, episodes and participants are read in one
+-- pass over it (stratus-library src/lists.rs): the rows cumulus-library's joins to the
+-- code tables and unnested lists give, where a LEFT JOIN of 3.7 million encounters to each
+-- was a spilling sort apiece at 100,000 patients. An empty or missing list gives one NULL,
+-- as the LEFT JOIN did. The joins between tables (completion, patient, class map) run on
+-- the narrow columns first and the picks join them once, by id: every sort carries as
+-- little as it can.
 CREATE TABLE core__encounter AS
 WITH base AS (
     SELECT e.id, e.status, e."class"['code'] AS class_code, e."class"['system'] AS class_system,
@@ -67,35 +32,52 @@ joined AS (
         b.status,
         coalesce(classes.code, b.class_code) AS class_code,
         coalesce(classes.display, b.class_display) AS class_display,
-        c.type_code, c.type_system, c.type_display,
-        c.servicetype_code, c.servicetype_system, c.servicetype_display,
-        c.priority_code, c.priority_system, c.priority_display,
-        c.reasoncode_code, c.reasoncode_system, c.reasoncode_display,
-        dd.code AS dischargedisposition_code, dd.system AS dischargedisposition_system,
-        dd.display AS dischargedisposition_display,
         fhir_age(p.birthdate, b.start_day) AS age_at_visit,
         p.gender, p.race_display, p.ethnicity_display, p.postalcode_3,
         b.start_day, b.end_day, b.subject_ref, b.service_provider
     FROM base AS b
     INNER JOIN core__patient AS p ON p.subject_ref = b.subject_ref
     LEFT JOIN classes ON classes.found = b.class_code AND classes.found_system = b.class_system
-    LEFT JOIN core__encounter_tmp_codes AS c ON c.id = b.id
-    LEFT JOIN core__encounter_dn_dischargedisposition AS dd ON dd.id = b.id
+),
+picks AS (
+    SELECT e.id,
+        pick_coding(e.type, 'core__encounter_dn_type') AS t,
+        pick_coding(e."serviceType", 'core__encounter_dn_servicetype') AS st,
+        pick_coding(e.priority, 'core__encounter_dn_priority') AS pr,
+        pick_coding(e."reasonCode", 'core__encounter_dn_reasoncode') AS rc,
+        combinations(coding_rows(e.hospitalization['dischargeDisposition']),
+            all_texts(e."episodeOfCare", 'reference'),
+            all_texts(e.participant, 'individual.reference')) AS lists
+    FROM encounter AS e
+),
+picked AS (
+    SELECT j.id, j.status, j.class_code, j.class_display, k.t, k.st, k.pr, k.rc,
+        j.age_at_visit, j.gender, j.race_display, j.ethnicity_display, j.postalcode_3,
+        j.start_day, j.end_day, j.subject_ref, j.service_provider, k.lists
+    FROM joined AS j
+    INNER JOIN picks AS k ON k.id = j.id
+),
+flat AS (
+    SELECT id, status, class_code, class_display, t, st, pr, rc, age_at_visit, gender,
+        race_display, ethnicity_display, postalcode_3, start_day, end_day, subject_ref,
+        service_provider, unnest(lists) AS x
+    FROM picked
 )
 SELECT
     j.id,
     status,
     class_code,
     class_display,
-    type_code, type_system, type_display,
-    servicetype_code AS "serviceType_code", servicetype_system AS "serviceType_system",
-    servicetype_display AS "serviceType_display",
-    priority_code, priority_system, priority_display,
-    reasoncode_code AS "reasonCode_code", reasoncode_system AS "reasonCode_system",
-    reasoncode_display AS "reasonCode_display",
-    dischargedisposition_code AS "dischargeDisposition_code",
-    dischargedisposition_system AS "dischargeDisposition_system",
-    dischargedisposition_display AS "dischargeDisposition_display",
+    t['code'] AS type_code, t['system'] AS type_system, t['display'] AS type_display,
+    st['code'] AS "serviceType_code", st['system'] AS "serviceType_system",
+    st['display'] AS "serviceType_display",
+    pr['code'] AS priority_code, pr['system'] AS priority_system,
+    pr['display'] AS priority_display,
+    rc['code'] AS "reasonCode_code", rc['system'] AS "reasonCode_system",
+    rc['display'] AS "reasonCode_display",
+    x['c1']['code'] AS "dischargeDisposition_code",
+    x['c1']['system'] AS "dischargeDisposition_system",
+    x['c1']['display'] AS "dischargeDisposition_display",
     age_at_visit,
     gender,
     race_display,
@@ -107,10 +89,8 @@ SELECT
     CAST(date_trunc('month', start_day) AS DATE) AS period_start_month,
     CAST(date_trunc('year', start_day) AS DATE) AS period_start_year,
     subject_ref,
-    ep.episode_ref AS "episodeOfCare_ref",
-    pa.participant_ref,
+    x['c2'] AS "episodeOfCare_ref",
+    x['c3'] AS participant_ref,
     service_provider AS "serviceProvider_ref",
     concat('Encounter/', j.id) AS encounter_ref
-FROM joined AS j
-LEFT JOIN core__encounter_tmp_participants AS pa ON pa.id = j.id
-LEFT JOIN core__encounter_tmp_episodes AS ep ON ep.id = j.id;
+FROM flat AS j;

@@ -1,6 +1,7 @@
 -- Medication requests. The medication's codings come from the inline
 -- medicationCodeableConcept, a contained Medication (`#id`), or the medication table
--- (`Medication/<id>`); every coding makes a row.
+-- (`Medication/<id>`); every coding makes a row. The request's own codings are read in the
+-- pass over it (stratus-library src/lists.rs), not joined back from the code tables.
 
 CREATE TABLE core__medicationrequest AS
 WITH base AS (
@@ -21,32 +22,47 @@ WITH base AS (
         fhir_timestamp(r."authoredOn") AS authored, fhir_date(r."authoredOn") AS authored_day,
         r.subject['reference'] AS subject_ref, r.encounter['reference'] AS encounter_ref,
         r.requester['reference'] AS requester_ref,
-        r."priorPrescription"['reference'] AS prior_prescription_ref
+        r."priorPrescription"['reference'] AS prior_prescription_ref,
+        combinations(codings(r.category, 'code,system,display'),
+            codings(r."statusReason", 'code,system,display'),
+            codings(r."courseOfTherapyType", 'code,system,display')) AS picks
     FROM medicationrequest AS r
     WHERE r.status IS NULL OR r.status <> 'entered-in-error'
 ),
+-- The three are exclusive (medication[x] is a concept or a reference, `#` or not); UNION,
+-- not UNION ALL, keeps them distinct as the SELECT DISTINCT over all did.
 medications AS (
     SELECT id, code, system, display FROM core__medicationrequest_dn_inline_code
-    UNION ALL
+    UNION
     SELECT b.id, c.code, c.system, c.display
     FROM base AS b
     INNER JOIN core__medicationrequest_dn_contained_code AS c
         ON c.id = b.id AND concat('#', c.contained_id) = b.medication_ref
     WHERE c.resource_type = 'Medication'
-    UNION ALL
+    UNION
     SELECT b.id, m.code, m.system, m.display
     FROM base AS b
     INNER JOIN core__medication_dn_code AS m ON concat('Medication/', m.id) = b.medication_ref
+),
+flat AS (
+    SELECT id, status, intent, status_reason_text, course_of_therapy_text, "reportedBoolean",
+        reported_ref, dispense_refills_allowed, dispense_quantity_value, dispense_quantity_unit,
+        dispense_quantity_system, dispense_quantity_code, expected_supply_duration_value,
+        expected_supply_duration_unit, validity_period_start, validity_period_end, authored,
+        authored_day, subject_ref, encounter_ref, requester_ref, prior_prescription_ref,
+        unnest(picks) AS x
+    FROM base
 )
-SELECT DISTINCT
+SELECT
     b.id,
     b.status,
     b.intent,
-    cat.code AS category_code, cat.system AS category_system, cat.display AS category_display,
-    sr.code AS status_reason_code, sr.system AS status_reason_system,
-    sr.display AS status_reason_display, b.status_reason_text,
-    ct.code AS course_of_therapy_code, ct.system AS course_of_therapy_system,
-    ct.display AS course_of_therapy_display, b.course_of_therapy_text,
+    b.x['c1']['code'] AS category_code, b.x['c1']['system'] AS category_system,
+    b.x['c1']['display'] AS category_display,
+    b.x['c2']['code'] AS status_reason_code, b.x['c2']['system'] AS status_reason_system,
+    b.x['c2']['display'] AS status_reason_display, b.status_reason_text,
+    b.x['c3']['code'] AS course_of_therapy_code, b.x['c3']['system'] AS course_of_therapy_system,
+    b.x['c3']['display'] AS course_of_therapy_display, b.course_of_therapy_text,
     b."reportedBoolean",
     b.reported_ref,
     m.code AS medication_code, m.system AS medication_system, m.display AS medication_display,
@@ -66,10 +82,7 @@ SELECT DISTINCT
     b.encounter_ref,
     b.requester_ref,
     b.prior_prescription_ref
-FROM base AS b
-LEFT JOIN core__medicationrequest_dn_category AS cat ON cat.id = b.id
-LEFT JOIN core__medicationrequest_dn_status_reason AS sr ON sr.id = b.id
-LEFT JOIN core__medicationrequest_dn_course_of_therapy AS ct ON ct.id = b.id
+FROM flat AS b
 LEFT JOIN medications AS m ON m.id = b.id;
 
 -- One row per dosage instruction and dose-and-rate entry (`row`, `dose_row`), with the

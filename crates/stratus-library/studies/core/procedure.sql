@@ -1,4 +1,6 @@
--- Procedures: every category and code coding; when performed, as a time or a period.
+-- Procedures: every category and code coding; when performed, as a time or a period. The
+-- codings are each procedure's own (stratus-library src/lists.rs): the rows
+-- cumulus-library's joins to the code tables and SELECT DISTINCT give, in one pass.
 
 CREATE TABLE core__procedure AS
 WITH base AS (
@@ -8,15 +10,19 @@ WITH base AS (
         fhir_timestamp(p."performedPeriod"['end']) AS period_end,
         fhir_date(p."performedPeriod"['start']) AS start_day,
         fhir_date(p."performedPeriod"['end']) AS end_day,
-        p.subject['reference'] AS subject_ref, p.encounter['reference'] AS encounter_ref
+        p.subject['reference'] AS subject_ref, p.encounter['reference'] AS encounter_ref,
+        unnest(combinations(codings(p.category, 'code,system,display'),
+            codings(p.code, 'code,system,display'))) AS x
     FROM procedure AS p
     WHERE p.status IS NULL OR p.status <> 'entered-in-error'
 )
-SELECT DISTINCT
+SELECT
     b.id,
     b.status,
-    cat.code AS category_code, cat.system AS category_system, cat.display AS category_display,
-    cc.code AS code_code, cc.system AS code_system, cc.display AS code_display,
+    b.x['c1']['code'] AS category_code, b.x['c1']['system'] AS category_system,
+    b.x['c1']['display'] AS category_display,
+    b.x['c2']['code'] AS code_code, b.x['c2']['system'] AS code_system,
+    b.x['c2']['display'] AS code_display,
     b.performed AS "performedDateTime",
     b.performed_day AS "performedDateTime_day",
     CAST(date_trunc('week', b.performed_day) AS DATE) AS "performedDateTime_week",
@@ -35,6 +41,4 @@ SELECT DISTINCT
     concat('Procedure/', b.id) AS procedure_ref,
     b.subject_ref,
     b.encounter_ref
-FROM base AS b
-LEFT JOIN core__procedure_dn_category AS cat ON cat.id = b.id
-LEFT JOIN core__procedure_dn_code AS cc ON cc.id = b.id;
+FROM base AS b;
