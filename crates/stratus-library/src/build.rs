@@ -19,6 +19,7 @@ use stratus_lake::deltalake::datafusion::execution::memory_pool::{
 };
 use stratus_lake::deltalake::datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use stratus_lake::deltalake::datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use stratus_lake::deltalake::datafusion::physical_optimizer::PhysicalOptimizerRule;
 use stratus_lake::deltalake::datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use stratus_lake::deltalake::delta_datafusion::planner::DeltaPlanner;
 use stratus_lake::schema::Presence;
@@ -27,7 +28,7 @@ use crate::counts::{MIN_COUNT, Workflow};
 use crate::lake::{Lake, completion_columns, strings};
 use crate::stall::{self, STALL_TIMEOUT};
 use crate::study::Study;
-use crate::{LibraryError, lists, udf};
+use crate::{LibraryError, joins, lists, udf};
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -164,9 +165,15 @@ pub fn session_with_limit(limit: usize) -> SessionContext {
         .filter(|r| r.name() != "push_down_leaf_projections")
         .cloned()
         .collect();
+    // Before DataFusion's join selection, which then places the small side.
+    let mut physical: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> = vec![Arc::new(
+        joins::SmallSideHashJoin::new(limit / 8 / HASH_JOIN_BYTES_PER_ROW),
+    )];
+    physical.extend(defaults.physical_optimizers().iter().cloned());
     // Delta's planner, so that a Delta write can run a plan made in this session.
     let state = SessionStateBuilder::new_from_existing(defaults)
         .with_optimizer_rules(rules)
+        .with_physical_optimizer_rules(physical)
         .with_query_planner(DeltaPlanner::new())
         .build();
     let ctx = SessionContext::new_with_state(state);
@@ -564,6 +571,23 @@ async fn run(
                         "no progress (no CPU used); cancelled and started again"
                     );
                     stalled = true;
+                }
+                // A small-side hash join that was not small: the rest of the build sorts
+                // and merges all its joins.
+                Err(LibraryError::Table { message, .. })
+                    if message.contains("Resources exhausted")
+                        && message.contains("HashJoin")
+                        && !hash_joins(ctx)
+                        && joins::rule(&ctx.state()).is_some_and(|r| r.is_on()) =>
+                {
+                    tracing::warn!(
+                        table = name.as_str(),
+                        "out of memory in a hash join of a side estimated small; \
+                         retrying with every join sorted and merged"
+                    );
+                    if let Some(r) = joins::rule(&ctx.state()) {
+                        r.turn_off();
+                    }
                 }
                 // A hash join that did not fit: the rest of the build merges instead.
                 Err(LibraryError::Table { message, .. })

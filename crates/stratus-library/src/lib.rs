@@ -20,6 +20,8 @@ pub mod cube;
 pub mod error;
 /// Aggregate tables out as CSV and Parquet, and the zip that may leave the site.
 pub mod export;
+/// Hash joins where one side is known to be small, in a session that sorts and merges.
+pub mod joins;
 /// The lake: which tables it holds, reading them into DataFusion, storing results.
 pub mod lake;
 /// SQL functions on a row's own lists (codings, references, their combinations): flat

@@ -9,7 +9,9 @@
 -- was a spilling sort apiece at 100,000 patients. An empty or missing list gives one NULL,
 -- as the LEFT JOIN did. The joins between tables (completion, patient, class map) run on
 -- the narrow columns first and the picks join them once, by id: every sort carries as
--- little as it can.
+-- little as it can (computing the picks before the completion join, whose sort then
+-- carried them, took 30 s against 22.5 s at 100,000 patients). The patient and class-map
+-- joins hash even in a build that sorts and merges (src/joins.rs).
 CREATE TABLE core__encounter AS
 WITH base AS (
     SELECT e.id, e.status, e."class"['code'] AS class_code, e."class"['system'] AS class_system,

@@ -88,33 +88,36 @@ LEFT JOIN medications AS m ON m.id = b.id;
 -- One row per dosage instruction and dose-and-rate entry (`row`, `dose_row`), with the
 -- request's times and references.
 CREATE TABLE core__medicationrequest_dosageinstruction AS
-WITH parent AS (
-    SELECT DISTINCT id, medicationrequest_ref, subject_ref, encounter_ref, authoredon,
-        authoredon_month
-    FROM core__medicationrequest
-),
-dosage AS (
-    SELECT id, CAST(r AS BIGINT) AS "row", arr[r] AS d
+WITH dosage AS (
+    SELECT id, CAST(r AS BIGINT) AS "row", arr[r] AS d, authored, authored_day, subject_ref,
+        encounter_ref
     FROM (
-        SELECT id, "dosageInstruction" AS arr,
+        SELECT id, "dosageInstruction" AS arr, fhir_timestamp("authoredOn") AS authored,
+            fhir_date("authoredOn") AS authored_day, subject['reference'] AS subject_ref,
+            encounter['reference'] AS encounter_ref,
             unnest(range(1, coalesce(CAST(array_length("dosageInstruction") AS BIGINT), 0) + 1))
                 AS r
         FROM medicationrequest
+        WHERE status IS NULL OR status <> 'entered-in-error'
     )
 ),
-dose AS (
-    SELECT id, "row", CAST(r AS BIGINT) AS dose_row, arr[r] AS q
+-- Each dose-and-rate entry of a dosage, or one row of NULLs for a dosage with none: what a
+-- LEFT JOIN to its entries gives, without the join.
+ds AS (
+    SELECT id, "row", d, authored, authored_day, subject_ref, encounter_ref,
+        CASE WHEN n > 0 THEN CAST(r AS BIGINT) END AS dose_row, d['doseAndRate'][r] AS q
     FROM (
-        SELECT id, "row", d['doseAndRate'] AS arr,
-            unnest(range(1, coalesce(CAST(array_length(d['doseAndRate']) AS BIGINT), 0) + 1))
-                AS r
-        FROM dosage
+        SELECT *, unnest(range(1, greatest(n, 1) + 1)) AS r
+        FROM (
+            SELECT *, coalesce(CAST(array_length(d['doseAndRate']) AS BIGINT), 0) AS n
+            FROM dosage
+        )
     )
 )
 SELECT
     ds.id,
     ds."row",
-    q.dose_row,
+    ds.dose_row,
     CAST(ds.d['sequence'] AS BIGINT) AS dosage_sequence,
     ds.d['text'] AS dosage_text,
     ds.d['patientInstruction'] AS dosage_patient_instruction,
@@ -134,27 +137,25 @@ SELECT
     fhir_date(ds.d['timing']['repeat']['boundsPeriod']['start']) AS dosage_timing_bounds_start,
     fhir_date(ds.d['timing']['repeat']['boundsPeriod']['end']) AS dosage_timing_bounds_end,
     CASE
-        WHEN q.q['doseQuantity']['value'] IS NOT NULL OR q.q['doseQuantity']['unit'] IS NOT NULL
-            OR q.q['doseQuantity']['system'] IS NOT NULL
-            OR q.q['doseQuantity']['code'] IS NOT NULL THEN 'quantity'
-        WHEN q.q['doseRange']['low'] IS NOT NULL OR q.q['doseRange']['high'] IS NOT NULL
+        WHEN ds.q['doseQuantity']['value'] IS NOT NULL OR ds.q['doseQuantity']['unit'] IS NOT NULL
+            OR ds.q['doseQuantity']['system'] IS NOT NULL
+            OR ds.q['doseQuantity']['code'] IS NOT NULL THEN 'quantity'
+        WHEN ds.q['doseRange']['low'] IS NOT NULL OR ds.q['doseRange']['high'] IS NOT NULL
             THEN 'range'
     END AS dosage_dose_type,
-    CAST(q.q['doseQuantity']['value'] AS DOUBLE) AS dosage_dose_value,
-    CAST(q.q['doseRange']['low']['value'] AS DOUBLE) AS dosage_dose_low_value,
-    CAST(q.q['doseRange']['high']['value'] AS DOUBLE) AS dosage_dose_high_value,
-    coalesce(q.q['doseQuantity']['unit'], q.q['doseRange']['low']['unit'],
-        q.q['doseRange']['high']['unit']) AS dosage_dose_unit,
-    coalesce(q.q['doseQuantity']['system'], q.q['doseRange']['low']['system'],
-        q.q['doseRange']['high']['system']) AS dosage_dose_system,
-    coalesce(q.q['doseQuantity']['code'], q.q['doseRange']['low']['code'],
-        q.q['doseRange']['high']['code']) AS dosage_dose_code,
-    q.q['type']['text'] AS dosage_dose_rate_type_text,
-    p.authoredon AS "authoredOn",
-    p.authoredon_month AS "authoredOn_month",
-    p.medicationrequest_ref,
-    p.subject_ref,
-    p.encounter_ref
-FROM dosage AS ds
-INNER JOIN parent AS p ON p.id = ds.id
-LEFT JOIN dose AS q ON q.id = ds.id AND q."row" = ds."row";
+    CAST(ds.q['doseQuantity']['value'] AS DOUBLE) AS dosage_dose_value,
+    CAST(ds.q['doseRange']['low']['value'] AS DOUBLE) AS dosage_dose_low_value,
+    CAST(ds.q['doseRange']['high']['value'] AS DOUBLE) AS dosage_dose_high_value,
+    coalesce(ds.q['doseQuantity']['unit'], ds.q['doseRange']['low']['unit'],
+        ds.q['doseRange']['high']['unit']) AS dosage_dose_unit,
+    coalesce(ds.q['doseQuantity']['system'], ds.q['doseRange']['low']['system'],
+        ds.q['doseRange']['high']['system']) AS dosage_dose_system,
+    coalesce(ds.q['doseQuantity']['code'], ds.q['doseRange']['low']['code'],
+        ds.q['doseRange']['high']['code']) AS dosage_dose_code,
+    ds.q['type']['text'] AS dosage_dose_rate_type_text,
+    ds.authored AS "authoredOn",
+    CAST(date_trunc('month', ds.authored_day) AS DATE) AS "authoredOn_month",
+    concat('MedicationRequest/', ds.id) AS medicationrequest_ref,
+    ds.subject_ref,
+    ds.encounter_ref
+FROM ds;

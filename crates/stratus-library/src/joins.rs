@@ -1,0 +1,122 @@
+//! A join whose one side is known to be small hashes it, even when the session sorts and
+//! merges its joins.
+//!
+//! A large build switches the session to sort-merge joins (see `build::merge_joins`), whose
+//! sorts spill, so that memory stays bounded. DataFusion then sorts both sides of every
+//! join, also to look up 100,000 patients or a 16-row class map from 3.7 million
+//! encounters: a spilling sort of the large side for each small table joined. This rule
+//! turns such a join back into a hash join that holds only the small side, when the
+//! statistics of that side (row counts the Delta log and Parquet footers give) say it
+//! holds at most a set number of rows. A side whose size is not known stays sorted, and if a
+//! join chosen so does not fit after all, the table is built again with the rule off.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use stratus_lake::deltalake::datafusion::common::Result as DfResult;
+use stratus_lake::deltalake::datafusion::common::stats::Precision;
+use stratus_lake::deltalake::datafusion::common::tree_node::{Transformed, TreeNode};
+use stratus_lake::deltalake::datafusion::config::ConfigOptions;
+use stratus_lake::deltalake::datafusion::execution::SessionState;
+use stratus_lake::deltalake::datafusion::physical_optimizer::PhysicalOptimizerRule;
+use stratus_lake::deltalake::datafusion::physical_plan::joins::{
+    HashJoinExec, PartitionMode, SortMergeJoinExec,
+};
+use stratus_lake::deltalake::datafusion::physical_plan::{
+    ExecutionPlan, StatisticsArgs, StatisticsContext,
+};
+
+/// Hash joins for sort-merge joins with a side of at most `max_rows` rows.
+#[derive(Debug)]
+pub struct SmallSideHashJoin {
+    max_rows: usize,
+    /// Off once a join it chose did not fit: estimates can be wrong.
+    on: AtomicBool,
+}
+
+/// How much smaller than `max_rows` an estimate (not a count) must be to be trusted: a
+/// filter's guess at its share of the rows can be far off, a guess of a few thousand rows
+/// from joining two small lookup tables is not.
+const ESTIMATE_MARGIN: usize = 1000;
+
+impl SmallSideHashJoin {
+    pub fn new(max_rows: usize) -> SmallSideHashJoin {
+        SmallSideHashJoin {
+            max_rows,
+            on: AtomicBool::new(true),
+        }
+    }
+
+    /// Sorts and merges every join from now on.
+    pub fn turn_off(&self) {
+        self.on.store(false, Ordering::Relaxed);
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
+    fn small(&self, side: &Arc<dyn ExecutionPlan>) -> bool {
+        let Ok(stats) = StatisticsContext::new().compute(side.as_ref(), &StatisticsArgs::new())
+        else {
+            return false;
+        };
+        match stats.num_rows {
+            Precision::Exact(n) => n <= self.max_rows,
+            Precision::Inexact(n) => n <= self.max_rows / ESTIMATE_MARGIN,
+            Precision::Absent => false,
+        }
+    }
+}
+
+/// The rule in `ctx`'s session, if it has one.
+pub fn rule(state: &SessionState) -> Option<&SmallSideHashJoin> {
+    state.physical_optimizers().iter().find_map(|r| {
+        let any: &dyn Any = r.as_ref();
+        any.downcast_ref::<SmallSideHashJoin>()
+    })
+}
+
+impl PhysicalOptimizerRule for SmallSideHashJoin {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            let Some(smj) = node.downcast_ref::<SortMergeJoinExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            if !self.is_on() {
+                return Ok(Transformed::no(node));
+            }
+            if !self.small(smj.left()) && !self.small(smj.right()) {
+                return Ok(Transformed::no(node));
+            }
+            // `Auto`: DataFusion's join selection, which runs next, puts the smaller side
+            // on the build side and picks how to partition.
+            let hash = HashJoinExec::try_new(
+                Arc::clone(smj.left()),
+                Arc::clone(smj.right()),
+                smj.on().to_vec(),
+                smj.filter().clone(),
+                &smj.join_type(),
+                None,
+                PartitionMode::Auto,
+                smj.null_equality(),
+                false,
+            )?;
+            Ok(Transformed::yes(Arc::new(hash) as Arc<dyn ExecutionPlan>))
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "small_side_hash_join"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
