@@ -44,6 +44,7 @@ fi
 # The ndjson output loaded once into DuckDB tables for cumulus-library (bench/cl_preload.py).
 preload() {
     if [ ! -f "$W/cl/x.db" ]; then
+        [ -d "$W/lake" ] || etl "$W/lake" --output-format ndjson
         rm -rf "$W/cl.tmp"
         "$(dirname "$CLIB")/python" "$ROOT/bench/cl_preload.py" "$W/lake" "$W/cl.tmp/x.db" \
             "$W/cl.tmp/parquet" > /dev/null
@@ -52,8 +53,7 @@ preload() {
     fi
 }
 if [ "$WHICH" = prep ]; then
-    [ -d "$W/lake" ] || etl "$W/lake" --output-format ndjson
-    [ ! -x "$CLIB" ] || preload
+    [ -x "$CLIB" ] && preload || { [ -d "$W/lake" ] || etl "$W/lake" --output-format ndjson; }
     exit 0
 fi
 
@@ -73,7 +73,6 @@ if [ "$WHICH" != peer ]; then
 fi
 if [ "$WHICH" != stratus ]; then
     [ -x "$CLIB" ] || { echo "cumulus-library not found at $CLIB (see bench/library.sh)" >&2; exit 1; }
-    [ -d "$W/lake" ] || etl "$W/lake" --output-format ndjson
     preload
     # Native DuckDB tables, not --load-ndjson-dir: over the JSON files, cumulus-library
     # 6.3.7 hung for good at 100,000 patients on 2 cores, every time (right after its code
