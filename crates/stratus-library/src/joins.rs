@@ -120,3 +120,58 @@ impl PhysicalOptimizerRule for SmallSideHashJoin {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stratus_lake::deltalake::datafusion::execution::SessionStateBuilder;
+    use stratus_lake::deltalake::datafusion::physical_plan::displayable;
+    use stratus_lake::deltalake::datafusion::prelude::{SessionConfig, SessionContext};
+
+    /// The physical plan of a join of a 6-row table to a 2-row one, in a session that
+    /// sorts and merges, with the rule allowing `max_rows`.
+    async fn plan(max_rows: usize) -> String {
+        let mut config = SessionConfig::new().with_target_partitions(2);
+        config.options_mut().optimizer.prefer_hash_join = false;
+        let defaults = SessionStateBuilder::new()
+            .with_config(config.clone())
+            .with_default_features()
+            .build();
+        let mut rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
+            vec![Arc::new(SmallSideHashJoin::new(max_rows))];
+        rules.extend(defaults.physical_optimizers().iter().cloned());
+        let state = SessionStateBuilder::new_from_existing(defaults)
+            .with_physical_optimizer_rules(rules)
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        ctx.sql(
+            "CREATE TABLE big AS VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e'), (6, 'f')",
+        )
+        .await
+        .expect("big")
+        .collect()
+        .await
+        .expect("big rows");
+        ctx.sql("CREATE TABLE small AS VALUES (1, 'x'), (2, 'y')")
+            .await
+            .expect("small")
+            .collect()
+            .await
+            .expect("small rows");
+        let df = ctx
+            .sql("SELECT b.column2, s.column2 FROM big AS b LEFT JOIN small AS s ON s.column1 = b.column1")
+            .await
+            .expect("plan");
+        let physical = df.create_physical_plan().await.expect("physical");
+        displayable(physical.as_ref()).indent(false).to_string()
+    }
+
+    #[tokio::test]
+    async fn a_join_to_a_table_known_to_be_small_hashes_it() {
+        let small = plan(3).await;
+        assert!(small.contains("HashJoinExec"), "{small}");
+        assert!(!small.contains("SortMergeJoin"), "{small}");
+        let large = plan(1).await;
+        assert!(large.contains("SortMergeJoin"), "{large}");
+    }
+}
