@@ -1036,4 +1036,43 @@ mod tests {
                     .is_err()
         );
     }
+
+    #[tokio::test]
+    async fn code_table_rows_carry_the_position_of_their_item() {
+        // Two components, the second with a code given twice and one more.
+        let components = "make_array(\
+            named_struct('code', named_struct('coding', make_array(\
+                named_struct('code', 'a', 'system', 's', 'userSelected', true)))),\
+            named_struct('code', named_struct('coding', make_array(\
+                named_struct('code', 'b', 'system', 's', 'userSelected', false),\
+                named_struct('code', 'b', 'system', 's', 'userSelected', false),\
+                named_struct('code', 'c', 'system', 't', 'userSelected', false)))))";
+        let sql = format!(
+            "SELECT x['row'] AS row, x['code'] AS code, x['userSelected'] AS sel \
+             FROM (SELECT unnest(coding_rows({components}, 'code')) AS x)"
+        );
+        assert_eq!(
+            rows(&sql).await,
+            ["|row|code|sel|", "|1|a|true|", "|2|b|false|", "|2|c|false|"]
+        );
+        let ctx = SessionContext::new();
+        register(&ctx);
+        register_picks(
+            &ctx,
+            BTreeMap::from([("t".to_owned(), vec!["t".to_owned(), "s".to_owned()])]),
+        );
+        let pick = format!(
+            "SELECT x['row'] AS row, x['code'] AS code FROM (\
+             SELECT pick_coding_row({components}, 'code', 't') AS x)"
+        );
+        let out = ctx
+            .sql(&pick)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run");
+        let text = pretty_format_batches(&out).expect("format").to_string();
+        assert!(text.contains("| 2   | c    |"), "{text}");
+    }
 }
