@@ -14,7 +14,8 @@
 #
 # Usage: bench/library_large.sh [copies (default 1000)] [both|stratus|peer|prep (default both)]
 # `prep` only makes the inputs (both lakes), so that the timed runs can each have the
-# machine to themselves.
+# machine to themselves. Once the peer's DuckDB file is made its ndjson lake is no longer
+# read and may be deleted for disk (the peer's count cubes spill tens of GB).
 # Peer setup: see bench/library.sh.
 source "$(dirname "$0")/common.sh"
 COPIES="${1:-1000}"
@@ -53,7 +54,11 @@ preload() {
     fi
 }
 if [ "$WHICH" = prep ]; then
-    [ -x "$CLIB" ] && preload || { [ -d "$W/lake" ] || etl "$W/lake" --output-format ndjson; }
+    if [ -x "$CLIB" ]; then
+        preload
+    else
+        [ -d "$W/lake" ] || etl "$W/lake" --output-format ndjson
+    fi
     exit 0
 fi
 

@@ -122,7 +122,8 @@ pub struct BuildArgs {
     pub min_count: u64,
     /// The most memory the SQL engine may hold (e.g. 4G, 512M). Sorts, aggregations and
     /// joins spill to the temporary folder past it: when a source table is too large to
-    /// join in memory under this limit, joins sort and merge instead of hashing.
+    /// join in memory under this limit, joins sort and merge instead of hashing (a join to
+    /// a table known to be small, such as the patients, still hashes).
     #[arg(long, default_value = "4G", value_name = "SIZE", value_parser = crate::cli::parse_size)]
     pub memory_limit: usize,
     /// Give up on a table whose query uses no CPU for this many seconds (0: never). Under
