@@ -36,8 +36,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use stratus_lake::deltalake::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, ListArray, StringArray, StringBuilder,
-    StructArray, UInt32Array, new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, GenericListArray, Int64Array, ListArray,
+    OffsetSizeTrait, StringArray, StringBuilder, StructArray, UInt32Array, new_null_array,
 };
 use stratus_lake::deltalake::arrow::buffer::OffsetBuffer;
 use stratus_lake::deltalake::arrow::compute::{cast, take};
@@ -252,34 +252,8 @@ fn items(x: &ArrayRef, name: &str) -> DfResult<Option<Items>> {
     let n = x.len();
     Ok(match x.data_type() {
         DataType::Null => None,
-        DataType::List(_) => {
-            let l = x.as_list::<i32>();
-            let o = l.value_offsets();
-            let ranges = (0..n)
-                .map(|i| {
-                    if l.is_valid(i) {
-                        (o[i] as usize, o[i + 1] as usize)
-                    } else {
-                        (0, 0)
-                    }
-                })
-                .collect();
-            Some((ranges, Arc::clone(l.values())))
-        }
-        DataType::LargeList(_) => {
-            let l = x.as_list::<i64>();
-            let o = l.value_offsets();
-            let ranges = (0..n)
-                .map(|i| {
-                    if l.is_valid(i) {
-                        (o[i] as usize, o[i + 1] as usize)
-                    } else {
-                        (0, 0)
-                    }
-                })
-                .collect();
-            Some((ranges, Arc::clone(l.values())))
-        }
+        DataType::List(_) => Some(list_items(x.as_list::<i32>())),
+        DataType::LargeList(_) => Some(list_items(x.as_list::<i64>())),
         DataType::Struct(_) => {
             let ranges = (0..n)
                 .map(|i| if x.is_valid(i) { (i, i + 1) } else { (0, 0) })
@@ -292,6 +266,21 @@ fn items(x: &ArrayRef, name: &str) -> DfResult<Option<Items>> {
             )));
         }
     })
+}
+
+/// A list's item positions per row, empty for NULL rows, and its values.
+fn list_items<O: OffsetSizeTrait>(l: &GenericListArray<O>) -> Items {
+    let o = l.value_offsets();
+    let ranges = (0..l.len())
+        .map(|i| {
+            if l.is_valid(i) {
+                (o[i].as_usize(), o[i + 1].as_usize())
+            } else {
+                (0, 0)
+            }
+        })
+        .collect();
+    (ranges, Arc::clone(l.values()))
 }
 
 /// The value at a dotted path of struct fields in each item, with whether every step there
@@ -334,14 +323,44 @@ fn list_array(values: ArrayRef, lengths: Vec<usize>) -> DfResult<ArrayRef> {
     )?))
 }
 
+/// Codings' columns as they are built: position, code, system, display, userSelected.
+#[derive(Default)]
+struct CodingColumns {
+    rows: Vec<Option<i64>>,
+    texts: [StringBuilder; 3],
+    selected: Vec<Option<bool>>,
+}
+
+impl CodingColumns {
+    fn push(&mut self, row: Option<i64>, texts: [Option<&str>; 3], selected: Option<bool>) {
+        self.rows.push(row);
+        for (b, v) in self.texts.iter_mut().zip(texts) {
+            b.append_option(v);
+        }
+        self.selected.push(selected);
+    }
+
+    /// `{code, system, display}`, or with `row` first and `userSelected` last.
+    fn finish(self, with_row: bool) -> (Fields, Vec<ArrayRef>) {
+        let [mut code, mut system, mut display] = self.texts;
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(code.finish()),
+            Arc::new(system.finish()),
+            Arc::new(display.finish()),
+        ];
+        if !with_row {
+            return (coding_fields(), columns);
+        }
+        columns.insert(0, Arc::new(Int64Array::from(self.rows)));
+        columns.push(Arc::new(BooleanArray::from(self.selected)));
+        (coding_row_fields(), columns)
+    }
+}
+
 fn codings(x: &ArrayRef, keep: [bool; 3]) -> DfResult<ArrayRef> {
     let n = x.len();
     let field = Coded::new(x, "", "codings")?;
-    let mut builders = [
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-    ];
+    let mut out = CodingColumns::default();
     let mut lengths = Vec::with_capacity(n);
     let mut seen: Vec<[Option<&str>; 3]> = Vec::new();
     for row in 0..n {
@@ -356,22 +375,12 @@ fn codings(x: &ArrayRef, keep: [bool; 3]) -> DfResult<ArrayRef> {
             });
         }
         for tuple in &seen {
-            for (b, v) in builders.iter_mut().zip(tuple) {
-                b.append_option(*v);
-            }
+            out.push(None, *tuple, None);
         }
         lengths.push(seen.len());
     }
-    let [mut code, mut system, mut display] = builders;
-    let values = StructArray::try_new(
-        coding_fields(),
-        vec![
-            Arc::new(code.finish()),
-            Arc::new(system.finish()),
-            Arc::new(display.finish()),
-        ],
-        None,
-    )?;
+    let (fields, columns) = out.finish(false);
+    let values = StructArray::try_new(fields, columns, None)?;
     list_array(Arc::new(values), lengths)
 }
 
@@ -497,12 +506,7 @@ fn items_where(x: &ArrayRef, valid: &[bool], name: &str) -> DfResult<Option<Item
 fn coding_rows(x: &ArrayRef, path: &str) -> DfResult<ArrayRef> {
     let n = x.len();
     let field = Coded::new(x, path, "coding_rows")?;
-    let (mut rows_b, mut sel_b) = (Vec::new(), Vec::new());
-    let mut texts = [
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-    ];
+    let mut out = CodingColumns::default();
     let mut lengths = Vec::with_capacity(n);
     type Row<'a> = (Option<i64>, [Option<&'a str>; 3], Option<bool>);
     let mut seen: Vec<Row> = Vec::new();
@@ -521,26 +525,12 @@ fn coding_rows(x: &ArrayRef, path: &str) -> DfResult<ArrayRef> {
             });
         }
         for (position, fields, selected) in &seen {
-            rows_b.push(*position);
-            for (b, v) in texts.iter_mut().zip(fields) {
-                b.append_option(*v);
-            }
-            sel_b.push(*selected);
+            out.push(*position, *fields, *selected);
         }
         lengths.push(seen.len());
     }
-    let [mut code, mut system, mut display] = texts;
-    let values = StructArray::try_new(
-        coding_row_fields(),
-        vec![
-            Arc::new(Int64Array::from(rows_b)),
-            Arc::new(code.finish()),
-            Arc::new(system.finish()),
-            Arc::new(display.finish()),
-            Arc::new(BooleanArray::from(sel_b)),
-        ],
-        None,
-    )?;
+    let (fields, columns) = out.finish(true);
+    let values = StructArray::try_new(fields, columns, None)?;
     list_array(Arc::new(values), lengths)
 }
 
@@ -736,12 +726,7 @@ fn like(pattern: &str, s: &str) -> bool {
 fn pick(x: &ArrayRef, path: &str, patterns: &[String], with_row: bool) -> DfResult<ArrayRef> {
     let n = x.len();
     let field = Coded::new(x, path, "pick_coding")?;
-    let mut texts = [
-        StringBuilder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-    ];
-    let (mut rows_b, mut sel_b) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut out = CodingColumns::default();
     let mut valid = Vec::with_capacity(n);
     // Systems repeat across rows: each is matched against the patterns once.
     let mut ranks: HashMap<String, Option<usize>> = HashMap::new();
@@ -774,36 +759,17 @@ fn pick(x: &ArrayRef, path: &str, patterns: &[String], with_row: bool) -> DfResu
         }
         match (best, &field.codings) {
             (Some((_, position, k)), Some(p)) => {
-                for (i, b) in texts.iter_mut().enumerate() {
-                    b.append_option(p.field(i, k));
-                }
-                rows_b.push(position);
-                sel_b.push(p.user_selected(k));
+                let texts = [p.field(0, k), p.field(1, k), p.field(2, k)];
+                out.push(position, texts, p.user_selected(k));
                 valid.push(true);
             }
             _ => {
-                for b in &mut texts {
-                    b.append_null();
-                }
-                rows_b.push(None);
-                sel_b.push(None);
+                out.push(None, [None; 3], None);
                 valid.push(false);
             }
         }
     }
-    let [mut code, mut system, mut display] = texts;
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(code.finish()),
-        Arc::new(system.finish()),
-        Arc::new(display.finish()),
-    ];
-    let fields = if with_row {
-        columns.insert(0, Arc::new(Int64Array::from(rows_b)));
-        columns.push(Arc::new(BooleanArray::from(sel_b)));
-        coding_row_fields()
-    } else {
-        coding_fields()
-    };
+    let (fields, columns) = out.finish(with_row);
     Ok(Arc::new(StructArray::try_new(
         fields,
         columns,
