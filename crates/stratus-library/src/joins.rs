@@ -70,7 +70,7 @@ impl SmallSideHashJoin {
     }
 }
 
-/// The rule in `ctx`'s session, if it has one.
+/// The rule among a session state's physical optimizer rules, if it is there.
 pub fn rule(state: &SessionState) -> Option<&SmallSideHashJoin> {
     state.physical_optimizers().iter().find_map(|r| {
         let any: &dyn Any = r.as_ref();

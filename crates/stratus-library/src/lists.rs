@@ -853,8 +853,10 @@ mod tests {
 
     /// The rows `sql` gives, as the lines of a printed table (header included).
     async fn rows(sql: &str) -> Vec<String> {
-        let ctx = SessionContext::new();
-        register(&ctx);
+        rows_in(&picking(&[]), sql).await
+    }
+
+    async fn rows_in(ctx: &SessionContext, sql: &str) -> Vec<String> {
         let out = ctx
             .sql(sql)
             .await
@@ -867,6 +869,15 @@ mod tests {
             .filter(|l| !l.starts_with('+'))
             .map(|l| l.split('|').map(str::trim).collect::<Vec<_>>().join("|"))
             .collect()
+    }
+
+    /// A session with this module's functions, and a code table `t` with these priorities.
+    fn picking(patterns: &[&str]) -> SessionContext {
+        let ctx = SessionContext::new();
+        register(&ctx);
+        let patterns = patterns.iter().map(|p| p.to_string()).collect();
+        register_picks(&ctx, BTreeMap::from([("t".to_owned(), patterns)]));
+        ctx
     }
 
     const CONCEPTS: &str = "make_array(\
@@ -961,46 +972,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_pick_is_the_earliest_pattern_then_the_lowest_code() {
-        let ctx = SessionContext::new();
-        register_picks(
-            &ctx,
-            BTreeMap::from([("t".to_owned(), vec!["s:%:b".to_owned(), "s:a".to_owned()])]),
-        );
+        let ctx = picking(&["s:%:b", "s:a"]);
         let sql = "SELECT pick_coding(make_array(\
             named_struct('coding', make_array(named_struct('code', '2', 'system', 's:a'),\
                 named_struct('code', '9', 'system', 's:x:b'),\
                 named_struct('code', '3', 'system', 's:y:b'))),\
             named_struct('coding', make_array(named_struct('code', '1', 'system', 'other')))), 't')['code'] AS code";
-        let out = ctx
-            .sql(sql)
-            .await
-            .expect("plan")
-            .collect()
-            .await
-            .expect("run");
-        let text = pretty_format_batches(&out).expect("format").to_string();
-        assert!(text.contains("| 3    |"), "{text}");
+        assert_eq!(rows_in(&ctx, sql).await, ["|code|", "|3|"]);
         let none = "SELECT pick_coding(named_struct('coding', make_array(\
             named_struct('code', '1', 'system', 'other'))), 't') IS NULL AS none";
-        let out = ctx
-            .sql(none)
-            .await
-            .expect("plan")
-            .collect()
-            .await
-            .expect("run");
-        let text = pretty_format_batches(&out).expect("format").to_string();
-        assert!(text.contains("true"), "{text}");
-        assert!(
-            ctx.sql("SELECT pick_coding(NULL, 'nope')").await.is_err()
-                || ctx
-                    .sql("SELECT pick_coding(NULL, 'nope')")
-                    .await
-                    .expect("plan")
-                    .collect()
-                    .await
-                    .is_err()
-        );
+        assert_eq!(rows_in(&ctx, none).await, ["|none|", "|true|"]);
+        // A table with no priority is an error (at planning or at run time).
+        let unknown = match ctx.sql("SELECT pick_coding(NULL, 'nope')").await {
+            Ok(df) => df.collect().await.is_err(),
+            Err(_) => true,
+        };
+        assert!(unknown);
     }
 
     #[tokio::test]
@@ -1021,24 +1008,13 @@ mod tests {
             rows(&sql).await,
             ["|row|code|sel|", "|1|a|true|", "|2|b|false|", "|2|c|false|"]
         );
-        let ctx = SessionContext::new();
-        register(&ctx);
-        register_picks(
-            &ctx,
-            BTreeMap::from([("t".to_owned(), vec!["t".to_owned(), "s".to_owned()])]),
-        );
         let pick = format!(
             "SELECT x['row'] AS row, x['code'] AS code FROM (\
              SELECT pick_coding_row({components}, 'code', 't') AS x)"
         );
-        let out = ctx
-            .sql(&pick)
-            .await
-            .expect("plan")
-            .collect()
-            .await
-            .expect("run");
-        let text = pretty_format_batches(&out).expect("format").to_string();
-        assert!(text.contains("| 2   | c    |"), "{text}");
+        assert_eq!(
+            rows_in(&picking(&["t", "s"]), &pick).await,
+            ["|row|code|", "|2|c|"]
+        );
     }
 }
