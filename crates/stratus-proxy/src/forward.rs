@@ -269,7 +269,11 @@ async fn forward(
     rb = match body {
         Outgoing::Empty => rb,
         Outgoing::Bytes(b) => rb.body(b),
-        Outgoing::Stream(b) => rb.body(reqwest::Body::wrap_stream(b.into_data_stream())),
+        Outgoing::Stream(b) => rb.body(reqwest::Body::wrap_stream(pump(
+            b,
+            st.config.max_body_bytes,
+            st.config.upstream_timeout,
+        ))),
     };
     let resp = match tokio::time::timeout(st.config.upstream_timeout, rb.send()).await {
         Err(_) => return upstream_timeout(st),
@@ -290,6 +294,42 @@ async fn forward(
         Ok(Ok(r)) => r,
     };
     respond(st, &method, resp, kind).await
+}
+
+/// Passes the client's body on to the upstream as it arrives, and reads to its end whatever
+/// the upstream did not take.
+///
+/// An upstream may answer (a 405, a 401) before the body is all sent. Left unread, the rest
+/// makes the server side close the connection under a client still sending, and many clients
+/// then report a broken pipe instead of the answer. So the rest is read and dropped, up to
+/// `limit` bytes and for at most `patience`, the way nginx discards a refused body.
+fn pump(
+    body: Body,
+    limit: usize,
+    patience: std::time::Duration,
+) -> impl futures_util::Stream<Item = Result<Bytes, axum::Error>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, axum::Error>>(2);
+    tokio::spawn(async move {
+        let mut data = body.into_data_stream();
+        while let Some(item) = data.next().await {
+            if let Err(refused) = tx.send(item).await {
+                let mut dropped = refused.0.map_or(0, |b| b.len());
+                let rest = async {
+                    while let Some(Ok(b)) = data.next().await {
+                        dropped += b.len();
+                        if dropped > limit {
+                            break;
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(patience, rest).await;
+                return;
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
 }
 
 fn upstream_timeout(st: &Shared) -> Response {

@@ -41,6 +41,23 @@ fn proxy(up: &Server) -> Proxy {
 }
 
 /// No automatic gzip: the tests look at the bytes and headers as they travel.
+/// A request body read in parts with a pause before each part after the first.
+struct SlowBody(Vec<Vec<u8>>);
+
+impl Read for SlowBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.0.is_empty() {
+            return Ok(0);
+        }
+        let part = self.0.remove(0);
+        if self.0.is_empty() {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        buf[..part.len()].copy_from_slice(&part);
+        Ok(part.len())
+    }
+}
+
 fn client() -> Client {
     Client::builder()
         .timeout(Duration::from_secs(60))
@@ -714,9 +731,12 @@ fn optional_auth_lets_tokenless_requests_through() {
         .send()
         .unwrap()
         .status();
-    let body = reqwest::blocking::Body::new(std::io::Cursor::new(
-        br#"{"resourceType":"Patient"}"#.to_vec(),
-    ));
+    // Its second half comes late: the upstream refuses before it is sent, and the client
+    // must still get that answer, not a connection closed under its body.
+    let body = reqwest::blocking::Body::new(SlowBody(vec![
+        br#"{"resourceType":"#.to_vec(),
+        br#""Patient"}"#.to_vec(),
+    ]));
     let r = c
         .post(format!("{}/Patient", p.base_url))
         .header("content-type", "application/fhir+json")
