@@ -3,8 +3,10 @@
 //! id); as SQL that is 2^k hash aggregates built from nothing, and it was half of the core
 //! study's build time (0.8 s for the encounter cube of 1,000 patients, which has six
 //! columns and a secondary id, so 128 aggregates). Here the input is read once, every
-//! value is replaced by a small integer, and each subset of the columns is a sort of packed
+//! value is replaced by a small integer, and the subset of all columns is a sort of packed
 //! integers, which is some ten times faster and holds a few dozen bytes per input row.
+//! Each smaller subset is counted from the distinct pairs of a larger one (see
+//! [`count_all`]), not from the rows again.
 //!
 //! Only the counting is here: which cells are kept (`--min-count`, `where_clauses`) is
 //! still the workflow's SQL, run over the table this makes.
@@ -54,6 +56,7 @@ pub async fn powerset(
     input: &str,
     id_count: usize,
 ) -> Result<Option<MemTable>, String> {
+    let started = std::time::Instant::now();
     let df = ctx.sql(input).await.map_err(|e| e.to_string())?;
     let in_schema = df.schema().as_arrow().clone();
     let names: Vec<String> = in_schema.fields()[id_count..]
@@ -76,8 +79,16 @@ pub async fn powerset(
     let Some(layout) = Layout::new(&coded) else {
         return Ok(None);
     };
+    let read = started.elapsed();
     let batch = tokio::task::spawn_blocking(move || {
+        let counting = std::time::Instant::now();
         let cells = count_all(&coded, &layout);
+        tracing::debug!(
+            rows = coded.rows,
+            read_ms = read.as_millis() as u64,
+            count_ms = counting.elapsed().as_millis() as u64,
+            "cube input read and counted"
+        );
         to_batch(&cells, &coded, &layout, &names)
     })
     .await
@@ -217,26 +228,98 @@ struct Cell {
     counts: Vec<i64>,
 }
 
+/// One subset's distinct ids, per id column, from which every smaller subset's follow.
+enum Ids {
+    /// The distinct (cell, id) pairs packed as `cell << id_bits | id`, sorted.
+    Pairs(Vec<u128>),
+    /// For an id column with no id on two rows: each cell's count of rows with an id,
+    /// sorted by cell. A smaller subset's counts are sums of these.
+    Rows(Vec<(u128, i64)>),
+}
+
+impl Ids {
+    /// Each cell with its distinct count, sorted by cell.
+    fn counts(&self, id_bits: u32) -> Vec<(u128, i64)> {
+        match self {
+            Ids::Rows(r) => r.clone(),
+            Ids::Pairs(pairs) => {
+                let mut counts: Vec<(u128, i64)> = Vec::new();
+                for key in pairs {
+                    let cell = key >> id_bits;
+                    match counts.last_mut() {
+                        Some((c, n)) if *c == cell => *n += 1,
+                        _ => counts.push((cell, 1)),
+                    }
+                }
+                counts
+            }
+        }
+    }
+}
+
+/// The subset of the columns in `mask` and its distinct ids.
+struct Node {
+    mask: u32,
+    ids: Vec<Ids>,
+}
+
+/// The key bits of the columns in `mask`.
+fn cell_bits(layout: &Layout, mask: u32) -> u128 {
+    (0..layout.widths.len())
+        .filter(|c| mask & (1 << c) != 0)
+        .fold(0, |bits, c| {
+            bits | (((1u128 << layout.widths[c]) - 1) << layout.shifts[c])
+        })
+}
+
+/// How many bits a pair key of the subset `mask` can use: its columns' and the id's.
+fn pair_bits(layout: &Layout, mask: u32) -> u32 {
+    (0..layout.widths.len())
+        .filter(|c| mask & (1 << c) != 0)
+        .map(|c| layout.shifts[c] + layout.widths[c])
+        .max()
+        .unwrap_or(0)
+        + layout.id_bits
+}
+
 /// Every cell of every subset of the columns, with both counts, as the SQL's inner join of
 /// the primary and secondary counts gives them: a cell is there when it has at least one
-/// of each id, except the all-values cell, which is always there.
+/// of each id, except the all-values cell, which is always there. Sorted by subset, then
+/// cell.
+///
+/// The input rows are read once, for the subset of all columns; every other subset's
+/// distinct ids are derived from those of a subset with one column more (a spanning tree
+/// of the subsets, walked depth first), which holds far fewer entries than there are rows
+/// once a column of many values is gone. The columns of most values are dropped first, so
+/// the half of the subsets under the first drop derive from the shortest lists.
 fn count_all(coded: &Coded, layout: &Layout) -> Vec<Cell> {
     let k = coded.columns.len();
-    let masks: Vec<u32> = (0..1u32 << k).collect();
+    // Tree position p is column order[p]; the last positions are dropped first.
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by_key(|c| coded.columns[*c].1.len());
+    let full = (1u32 << k) - 1;
+    let root = root_node(coded, layout, full);
+    let mut cells = cells_of(&root, layout);
+    // The root's subtrees, the one with the most subsets first: dropping position b leaves
+    // a subtree of 2^b subsets.
+    let queue: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new((0..k).collect());
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .min(masks.len());
-    let chunk = masks.len().div_ceil(threads.max(1));
-    let mut cells = Vec::new();
+        .clamp(1, k.max(1));
     std::thread::scope(|s| {
-        let handles: Vec<_> = masks
-            .chunks(chunk.max(1))
-            .map(|part| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (root, queue, order) = (&root, &queue, &order);
                 s.spawn(move || {
-                    part.iter()
-                        .flat_map(|m| cells_of(coded, layout, *m))
-                        .collect::<Vec<_>>()
+                    let mut out = Vec::new();
+                    loop {
+                        let next = queue.lock().ok().and_then(|mut q| q.pop());
+                        let Some(b) = next else { break };
+                        let child = derive(root, order[b], layout);
+                        visit(child, b, order, layout, &mut out);
+                    }
+                    out
                 })
             })
             .collect();
@@ -246,62 +329,114 @@ fn count_all(coded: &Coded, layout: &Layout) -> Vec<Cell> {
             }
         }
     });
+    cells.sort_unstable_by_key(|c| (c.mask, c.key));
     cells
 }
 
-/// The cells of one subset of the columns.
-fn cells_of(coded: &Coded, layout: &Layout, mask: u32) -> Vec<Cell> {
+/// The cells of `node`, then of its subtree: the subsets without one of the positions below
+/// `lowest` as well. The node's own lists go before its last (largest) subtree is walked.
+fn visit(node: Node, lowest: usize, order: &[usize], layout: &Layout, out: &mut Vec<Cell>) {
+    out.extend(cells_of(&node, layout));
+    let present: Vec<usize> = (0..lowest)
+        .filter(|p| node.mask & (1 << order[*p]) != 0)
+        .collect();
+    let Some((&last, rest)) = present.split_last() else {
+        return;
+    };
+    for &b in rest {
+        let child = derive(&node, order[b], layout);
+        visit(child, b, order, layout, out);
+    }
+    let child = derive(&node, order[last], layout);
+    drop(node);
+    visit(child, last, order, layout, out);
+}
+
+/// The subset of all columns, counted from the rows.
+fn root_node(coded: &Coded, layout: &Layout, mask: u32) -> Node {
     let cell_of = |row: usize| -> u128 {
         let mut key = 0u128;
         for (c, (numbers, _)) in coded.columns.iter().enumerate() {
-            if mask & (1 << c) != 0 {
-                key |= u128::from(numbers[row]) << layout.shifts[c];
-            }
+            key |= u128::from(numbers[row]) << layout.shifts[c];
         }
         key
     };
-    // The bits a key of this subset can use: its columns' and the id's.
-    let bits = (0..coded.columns.len())
-        .filter(|c| mask & (1 << c) != 0)
-        .map(|c| layout.shifts[c] + layout.widths[c])
-        .max()
-        .unwrap_or(0)
-        + layout.id_bits;
-    let mut keys: Vec<u128> = Vec::with_capacity(coded.rows);
     let mut scratch: Vec<u128> = Vec::new();
-    // Per id: (cell, distinct count), sorted by cell.
-    let mut per_id: Vec<Vec<(u128, i64)>> = Vec::new();
-    for (ids, unique) in coded.ids.iter().zip(&coded.unique) {
-        if *unique {
-            let mut cells: FxHashMap<u128, i64> = FxHashMap::default();
-            for (row, id) in ids.iter().enumerate() {
-                if *id != NULL_ID {
-                    *cells.entry(cell_of(row)).or_insert(0) += 1;
+    let ids = coded
+        .ids
+        .iter()
+        .zip(&coded.unique)
+        .map(|(ids, unique)| {
+            if *unique {
+                let mut cells: FxHashMap<u128, i64> = FxHashMap::default();
+                for (row, id) in ids.iter().enumerate() {
+                    if *id != NULL_ID {
+                        *cells.entry(cell_of(row)).or_insert(0) += 1;
+                    }
                 }
+                let mut counts: Vec<(u128, i64)> = cells.into_iter().collect();
+                counts.sort_unstable();
+                return Ids::Rows(counts);
             }
-            let mut counts: Vec<(u128, i64)> = cells.into_iter().collect();
-            counts.sort_unstable();
-            per_id.push(counts);
-            continue;
-        }
-        keys.clear();
-        for (row, id) in ids.iter().enumerate() {
-            if *id != NULL_ID {
-                keys.push((cell_of(row) << layout.id_bits) | u128::from(*id));
+            let mut keys: Vec<u128> = ids
+                .iter()
+                .enumerate()
+                .filter(|(_, id)| **id != NULL_ID)
+                .map(|(row, id)| (cell_of(row) << layout.id_bits) | u128::from(*id))
+                .collect();
+            sort_keys(&mut keys, pair_bits(layout, mask), &mut scratch);
+            keys.dedup();
+            keys.shrink_to_fit();
+            Ids::Pairs(keys)
+        })
+        .collect();
+    Node { mask, ids }
+}
+
+/// `parent`'s subset without `column`.
+fn derive(parent: &Node, column: usize, layout: &Layout) -> Node {
+    let mask = parent.mask & !(1 << column);
+    let keep = cell_bits(layout, mask);
+    let mut scratch: Vec<u128> = Vec::new();
+    let ids = parent
+        .ids
+        .iter()
+        .map(|ids| match ids {
+            Ids::Pairs(pairs) => {
+                let keep = (keep << layout.id_bits) | ((1u128 << layout.id_bits) - 1);
+                let mut keys: Vec<u128> = pairs.iter().map(|k| k & keep).collect();
+                sort_keys(&mut keys, pair_bits(layout, mask), &mut scratch);
+                keys.dedup();
+                keys.shrink_to_fit();
+                Ids::Pairs(keys)
             }
-        }
-        sort_keys(&mut keys, bits, &mut scratch);
-        keys.dedup();
-        let mut counts: Vec<(u128, i64)> = Vec::new();
-        for key in &keys {
-            let cell = key >> layout.id_bits;
-            match counts.last_mut() {
-                Some((c, n)) if *c == cell => *n += 1,
-                _ => counts.push((cell, 1)),
+            Ids::Rows(rows) => {
+                let mut counts: Vec<(u128, i64)> =
+                    rows.iter().map(|(cell, n)| (cell & keep, *n)).collect();
+                counts.sort_unstable_by_key(|(cell, _)| *cell);
+                let mut summed: Vec<(u128, i64)> = Vec::with_capacity(counts.len());
+                for (cell, n) in counts {
+                    match summed.last_mut() {
+                        Some((c, m)) if *c == cell => *m += n,
+                        _ => summed.push((cell, n)),
+                    }
+                }
+                summed.shrink_to_fit();
+                Ids::Rows(summed)
             }
-        }
-        per_id.push(counts);
-    }
+        })
+        .collect();
+    Node { mask, ids }
+}
+
+/// The cells of one subset: those with every id, as an inner join on the cell.
+fn cells_of(node: &Node, layout: &Layout) -> Vec<Cell> {
+    let per_id: Vec<Vec<(u128, i64)>> = node
+        .ids
+        .iter()
+        .map(|ids| ids.counts(layout.id_bits))
+        .collect();
+    let mask = node.mask;
     if mask == 0 {
         let counts = per_id
             .iter()
@@ -316,7 +451,6 @@ fn cells_of(coded: &Coded, layout: &Layout, mask: u32) -> Vec<Cell> {
     let Some((first, rest)) = per_id.split_first() else {
         return Vec::new();
     };
-    // Inner join on the cell: every list is sorted by it.
     let mut at = vec![0usize; rest.len()];
     let mut out = Vec::new();
     'cells: for (cell, n) in first {
@@ -471,6 +605,82 @@ mod tests {
         // All months: 2 patients, 2 encounters; January: 1 patient, 2 encounters;
         // February has no encounter id, so no cell (as the SQL's inner join).
         assert_eq!(got, ["* 2 2", "jan 1 2"]);
+    }
+
+    #[test]
+    fn derived_subsets_count_as_each_subset_counted_from_the_rows() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let rows = 3_000;
+        // Columns of 2, 40, 7 and 300 values; a patient id on many rows (some NULL), an
+        // encounter id on one row each (some NULL), or on two rows each.
+        let cards = [2u64, 40, 7, 300];
+        let values: Vec<Vec<String>> = cards
+            .iter()
+            .map(|n| (0..rows).map(|_| format!("v{}", next(*n))).collect())
+            .collect();
+        let patients: Vec<Option<String>> = (0..rows)
+            .map(|_| (next(10) > 0).then(|| format!("p{}", next(200))))
+            .collect();
+        let unique: Vec<Option<String>> = (0..rows)
+            .map(|r| (next(10) > 0).then(|| format!("e{r}")))
+            .collect();
+        let paired: Vec<Option<String>> = (0..rows).map(|r| Some(format!("e{}", r / 2))).collect();
+        for second in [&unique, &paired] {
+            let cols: Vec<Vec<&str>> = values
+                .iter()
+                .map(|v| v.iter().map(String::as_str).collect())
+                .collect();
+            let col_refs: Vec<&[&str]> = cols.iter().map(Vec::as_slice).collect();
+            let ids: Vec<Vec<Option<&str>>> = [&patients, second]
+                .iter()
+                .map(|i| i.iter().map(Option::as_deref).collect())
+                .collect();
+            let id_refs: Vec<&[Option<&str>]> = ids.iter().map(Vec::as_slice).collect();
+            let c = coded(&col_refs, &id_refs);
+            assert_eq!(c.unique, [false, std::ptr::eq(second, &unique)]);
+            let layout = Layout::new(&c).unwrap();
+            let got: Vec<(u32, u128, Vec<i64>)> = count_all(&c, &layout)
+                .into_iter()
+                .map(|cell| (cell.mask, cell.key, cell.counts))
+                .collect();
+            // Each subset counted from the rows with sets.
+            let mut want = Vec::new();
+            for mask in 0..1u32 << cards.len() {
+                let mut cells: std::collections::BTreeMap<
+                    u128,
+                    Vec<std::collections::HashSet<u32>>,
+                > = Default::default();
+                for row in 0..rows {
+                    let mut key = 0u128;
+                    for (col, (numbers, _)) in c.columns.iter().enumerate() {
+                        if mask & (1 << col) != 0 {
+                            key |= u128::from(numbers[row]) << layout.shifts[col];
+                        }
+                    }
+                    let sets = cells
+                        .entry(key)
+                        .or_insert_with(|| vec![Default::default(); 2]);
+                    for (set, ids) in sets.iter_mut().zip(&c.ids) {
+                        if ids[row] != NULL_ID {
+                            set.insert(ids[row]);
+                        }
+                    }
+                }
+                for (key, sets) in cells {
+                    if mask == 0 || sets.iter().all(|s| !s.is_empty()) {
+                        want.push((mask, key, sets.iter().map(|s| s.len() as i64).collect()));
+                    }
+                }
+            }
+            assert_eq!(got.len(), want.len());
+            assert_eq!(got, want);
+        }
     }
 
     #[test]

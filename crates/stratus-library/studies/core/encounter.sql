@@ -7,42 +7,15 @@
 -- pass over it (stratus-library src/lists.rs): the rows cumulus-library's joins to the
 -- code tables and unnested lists give, where a LEFT JOIN of 3.7 million encounters to each
 -- was a spilling sort apiece at 100,000 patients. An empty or missing list gives one NULL,
--- as the LEFT JOIN did. The joins between tables (completion, patient, class map) run on
--- the narrow columns first and the picks join them once, by id: every sort carries as
--- little as it can (computing the picks before the completion join, whose sort then
--- carried them, took 30 s against 22.5 s at 100,000 patients). The patient and class-map
--- joins hash even in a build that sorts and merges (src/joins.rs).
+-- as the LEFT JOIN did. Every join here has a small side (the incomplete encounters, the
+-- patients, the class map) and hashes it even in a build that sorts and merges
+-- (src/joins.rs), so the rows stream through once, picks and all, and nothing is sorted.
 CREATE TABLE core__encounter AS
 WITH base AS (
     SELECT e.id, e.status, e."class"['code'] AS class_code, e."class"['system'] AS class_system,
         e."class"['display'] AS class_display, fhir_date(e.period['start']) AS start_day,
         fhir_date(e.period['end']) AS end_day, e.subject['reference'] AS subject_ref,
-        e."serviceProvider"['reference'] AS service_provider
-    FROM encounter AS e
-    LEFT JOIN core__tmp_completion AS c ON c.id = e.id
-    WHERE (c.is_complete IS NULL OR c.is_complete)
-        AND (e.status IS NULL OR e.status <> 'entered-in-error')
-),
-classes AS (
-    SELECT m.found, m.found_system, v.code, v.display
-    FROM core__fhir_mapping_expected_act_encounter_code_v3 AS m
-    INNER JOIN core__fhir_act_encounter_code_v3 AS v ON v.code = m.expected
-),
-joined AS (
-    SELECT
-        b.id,
-        b.status,
-        coalesce(classes.code, b.class_code) AS class_code,
-        coalesce(classes.display, b.class_display) AS class_display,
-        fhir_age(p.birthdate, b.start_day) AS age_at_visit,
-        p.gender, p.race_display, p.ethnicity_display, p.postalcode_3,
-        b.start_day, b.end_day, b.subject_ref, b.service_provider
-    FROM base AS b
-    INNER JOIN core__patient AS p ON p.subject_ref = b.subject_ref
-    LEFT JOIN classes ON classes.found = b.class_code AND classes.found_system = b.class_system
-),
-picks AS (
-    SELECT e.id,
+        e."serviceProvider"['reference'] AS service_provider,
         pick_coding(e.type, 'core__encounter_dn_type') AS t,
         pick_coding(e."serviceType", 'core__encounter_dn_servicetype') AS st,
         pick_coding(e.priority, 'core__encounter_dn_priority') AS pr,
@@ -51,13 +24,30 @@ picks AS (
             all_texts(e."episodeOfCare", 'reference'),
             all_texts(e.participant, 'individual.reference')) AS lists
     FROM encounter AS e
+    -- Not a join to core__tmp_completion (one row per encounter, is_complete never NULL):
+    -- the incomplete ones are few, and a join to them hashes where one to every
+    -- encounter would sort both sides in a large build.
+    WHERE NOT EXISTS (SELECT 1 FROM core__incomplete_encounter AS i WHERE i.id = e.id)
+        AND (e.status IS NULL OR e.status <> 'entered-in-error')
+),
+classes AS (
+    SELECT m.found, m.found_system, v.code, v.display
+    FROM core__fhir_mapping_expected_act_encounter_code_v3 AS m
+    INNER JOIN core__fhir_act_encounter_code_v3 AS v ON v.code = m.expected
 ),
 picked AS (
-    SELECT j.id, j.status, j.class_code, j.class_display, k.t, k.st, k.pr, k.rc,
-        j.age_at_visit, j.gender, j.race_display, j.ethnicity_display, j.postalcode_3,
-        j.start_day, j.end_day, j.subject_ref, j.service_provider, k.lists
-    FROM joined AS j
-    INNER JOIN picks AS k ON k.id = j.id
+    SELECT
+        b.id,
+        b.status,
+        coalesce(classes.code, b.class_code) AS class_code,
+        coalesce(classes.display, b.class_display) AS class_display,
+        b.t, b.st, b.pr, b.rc,
+        fhir_age(p.birthdate, b.start_day) AS age_at_visit,
+        p.gender, p.race_display, p.ethnicity_display, p.postalcode_3,
+        b.start_day, b.end_day, b.subject_ref, b.service_provider, b.lists
+    FROM base AS b
+    INNER JOIN core__patient AS p ON p.subject_ref = b.subject_ref
+    LEFT JOIN classes ON classes.found = b.class_code AND classes.found_system = b.class_system
 ),
 flat AS (
     SELECT id, status, class_code, class_display, t, st, pr, rc, age_at_visit, gender,

@@ -82,8 +82,9 @@ WITH components AS (
     SELECT id, CAST(r AS BIGINT) AS "row", arr[r] AS c
     FROM (
         SELECT id, component AS arr,
-            unnest(range(1, coalesce(CAST(array_length(component) AS BIGINT), 0) + 1)) AS r
+            unnest(range(1, CAST(array_length(component) AS BIGINT) + 1)) AS r
         FROM observation
+        WHERE component IS NOT NULL
     )
 )
 SELECT id, "row", CAST(c['valueQuantity']['value'] AS DOUBLE) AS value,
