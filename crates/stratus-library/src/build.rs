@@ -166,9 +166,8 @@ pub fn session_with_limit(limit: usize) -> SessionContext {
         .cloned()
         .collect();
     // Before DataFusion's join selection, which then places the small side.
-    let mut physical: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> = vec![Arc::new(
-        joins::SmallSideHashJoin::new(limit / 8 / HASH_JOIN_BYTES_PER_ROW),
-    )];
+    let mut physical: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> =
+        vec![Arc::new(joins::SmallSideHashJoin::new(limit / 8))];
     physical.extend(defaults.physical_optimizers().iter().cloned());
     // Delta's planner, so that a Delta write can run a plan made in this session.
     let state = SessionStateBuilder::new_from_existing(defaults)
