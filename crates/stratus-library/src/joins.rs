@@ -8,9 +8,9 @@
 //! turns such a join back into a hash join that holds only the small side, when the
 //! statistics of that side (row counts the Delta log and Parquet footers give), times a
 //! width guessed from the types of the columns the join reads from it, come to at most a
-//! set number of bytes: 3.7 million encounters are small when a count cube reads only
-//! their reference and class. A side whose size is not known stays sorted, and if a join
-//! chosen so does not fit after all, the table is built again with the rule off.
+//! set number of bytes: a side read for two of its columns holds far less than one read
+//! whole. A side whose size is not known stays sorted, and if a join chosen so does not fit
+//! after all, the table is built again with the rule off.
 
 use std::any::Any;
 use std::sync::Arc;
