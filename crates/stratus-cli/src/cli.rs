@@ -161,8 +161,12 @@ pub enum Command {
     Library(crate::commands::library::LibraryCommand),
     /// Run the whole chain on built-in defaults and show where everything went.
     ///
-    /// Today: generate a synthetic population, summarise it, and load it into the Bulk Data
-    /// server. Each new Stratus capability joins the demo as it lands.
+    /// Generates a synthetic population (--patients, default 1,000), summarises it and
+    /// serves it with SMART Backend Services on 127.0.0.1; crawls 100 of its patients by
+    /// MRN as from Epic and bulk-exports all of it with a signed JWT assertion;
+    /// de-identifies the export into Delta Lake; builds the core and discovery studies,
+    /// exports their count tables and writes the HTML report. Needs no network and nothing
+    /// installed; everything lands under --out.
     Demo(DemoArgs),
 }
 
