@@ -378,19 +378,25 @@ fn root_node(coded: &Coded, layout: &Layout, mask: u32) -> Node {
                 counts.sort_unstable();
                 return Ids::Rows(counts);
             }
-            let mut keys: Vec<u128> = ids
+            let keys: Vec<u128> = ids
                 .iter()
                 .enumerate()
                 .filter(|(_, id)| **id != NULL_ID)
                 .map(|(row, id)| (cell_of(row) << layout.id_bits) | u128::from(*id))
                 .collect();
-            sort_keys(&mut keys, pair_bits(layout, mask), &mut scratch);
-            keys.dedup();
-            keys.shrink_to_fit();
-            Ids::Pairs(keys)
+            distinct_pairs(keys, pair_bits(layout, mask), &mut scratch)
         })
         .collect();
     Node { mask, ids }
+}
+
+/// `keys` (pair keys below 2^`bits`) sorted, without repeats, holding no spare room: a
+/// node's lists stay alive while its subtree is walked.
+fn distinct_pairs(mut keys: Vec<u128>, bits: u32, scratch: &mut Vec<u128>) -> Ids {
+    sort_keys(&mut keys, bits, scratch);
+    keys.dedup();
+    keys.shrink_to_fit();
+    Ids::Pairs(keys)
 }
 
 /// `parent`'s subset without `column`.
@@ -404,11 +410,8 @@ fn derive(parent: &Node, column: usize, layout: &Layout) -> Node {
         .map(|ids| match ids {
             Ids::Pairs(pairs) => {
                 let keep = (keep << layout.id_bits) | ((1u128 << layout.id_bits) - 1);
-                let mut keys: Vec<u128> = pairs.iter().map(|k| k & keep).collect();
-                sort_keys(&mut keys, pair_bits(layout, mask), &mut scratch);
-                keys.dedup();
-                keys.shrink_to_fit();
-                Ids::Pairs(keys)
+                let keys: Vec<u128> = pairs.iter().map(|k| k & keep).collect();
+                distinct_pairs(keys, pair_bits(layout, mask), &mut scratch)
             }
             Ids::Rows(rows) => {
                 let mut counts: Vec<(u128, i64)> =
